@@ -1,0 +1,158 @@
+"""`from_pretrained`: a checkpoint directory or hub id -> a Gemma3 module with its weights.
+
+The weight map is checked as a bijection before any tensor is read: every checkpoint tensor is
+used once, every parameter set once, shapes and dtypes checked, and all problems are reported
+together. Tensors are then converted one at a time, so peak host memory stays near one copy of
+the model in the target dtype.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from gemma3 import weights
+from gemma3.checkpoint import CheckpointError, TensorInfo, TensorReader, read_header, shard_files
+from gemma3.config import Gemma3Config
+from gemma3.hf_config import config_from_hf
+from gemma3.hub import resolve_checkpoint
+from gemma3.model import Gemma3
+from gemma3.progress import Progress
+
+DTYPES = {"bfloat16": jnp.bfloat16, "float32": jnp.float32}
+Path_ = tuple  # a parameter path, e.g. ('language_model', 'layers', 0, 'mlp', 'up_proj', 'kernel')
+
+
+class LoadError(CheckpointError):
+    """The checkpoint does not match the model its config describes."""
+
+
+def resolve_dtype(dtype) -> jnp.dtype:
+    name = jnp.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    if name == "float16":
+        # Gemma 3's residual stream exceeds fp16's 65504 and turns into inf/NaN (transformers
+        # #36822), so we refuse rather than return garbage.
+        raise ValueError("dtype float16 is not supported: Gemma 3 activations overflow float16 "
+                         "and produce NaN. Use 'bfloat16' (the released weights' dtype) or "
+                         "'float32'.")
+    if name not in DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not supported; use one of {sorted(DTYPES)}")
+    return jnp.dtype(DTYPES[name])
+
+
+def load_config(directory: Path) -> Gemma3Config:
+    path = directory / "config.json"
+    if not path.exists():
+        raise CheckpointError(f"no config.json in {directory}: a checkpoint directory needs the "
+                              "config.json that comes with the weights")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path} is not valid JSON: {e}") from None
+    return config_from_hf(raw, source=str(path))
+
+
+def from_pretrained(path_or_hub_id: str | Path, *, dtype="bfloat16", text_only: bool = False,
+                    revision: str | None = None, mesh=None, progress: bool | None = None) -> Gemma3:
+    """Loads a Gemma 3 checkpoint (a local directory or a hub id such as google/gemma-3-1b-it).
+
+    dtype: 'bfloat16' or 'float32' (float16 is refused: Gemma 3 overflows it).
+    text_only: for 4b and up, load the text decoder alone (vision weights are not read).
+    mesh: a jax.sharding.Mesh with axes ('fsdp', 'tp'); each tensor goes straight to its shards.
+    """
+    target = resolve_dtype(dtype)
+    directory = resolve_checkpoint(path_or_hub_id, revision=revision)
+    config = load_config(directory)
+    if text_only:
+        config = dataclasses.replace(config, vision=None)
+    model = nnx.eval_shape(lambda: Gemma3(config, dtype=target, rngs=nnx.Rngs(0)))
+    graphdef, state = nnx.split(model)
+    params = dict(nnx.to_flat_state(state))
+    plan = plan_load(directory, params, skip_vision=text_only)
+    shardings = _shardings(model, mesh)
+    with TensorReader() as reader, Progress(f"loading {directory.name}", len(plan),
+                                            sum(i.nbytes for i, _ in plan.values()),
+                                            enabled=progress) as bar:
+        for path, (info, transform) in plan.items():
+            shape = params[path].shape
+            convert = _converter(transform, shape, target)
+            value = reader.read(info, convert)
+            params[path].set_value(jax.device_put(value, shardings.get(path)))
+            del value
+            bar.advance(info.nbytes)
+    return nnx.merge(graphdef, nnx.from_flat_state(params))
+
+
+def _converter(transform: weights.Transform, shape, target):
+    def convert(view: np.ndarray) -> np.ndarray:
+        return np.asarray(transform.apply(view, shape), dtype=target).copy()
+    return convert
+
+
+def _shardings(model, mesh) -> dict:
+    if mesh is None:
+        return {}
+    from gemma3.sharding import parameter_shardings
+
+    return parameter_shardings(model, mesh)
+
+
+def plan_load(directory: Path, params: dict, *, skip_vision: bool = False
+              ) -> dict[Path_, tuple[TensorInfo, weights.Transform]]:
+    """Matches checkpoint tensors to parameters; raises one LoadError listing every problem."""
+    tensors = [info for f in shard_files(directory) for info in read_header(f)]
+    problems, plan, tied = [], {}, []
+    for info in tensors:
+        name = weights.canonical_name(info.name)
+        if info.name in weights.TIED_HEADS:
+            tied.append(info)
+            continue
+        if skip_vision and name.startswith(("vision_tower.", "multi_modal_projector.")):
+            continue
+        found = weights.match(name)
+        if found is None or found[0] not in params:
+            problems.append(f"unexpected tensor {info.name} in {info.file.name}")
+            continue
+        path, transform = found
+        if path in plan:
+            other = plan[path][0]
+            problems.append(f"{info.name} in {info.file.name} and {other.name} in "
+                            f"{other.file.name} both map to {_dotted(path)}")
+            continue
+        expected = tuple(transform.source_shape(params[path].shape))
+        if info.shape != expected:
+            problems.append(f"{info.name} in {info.file.name} has shape {list(info.shape)}; the "
+                            f"config expects {list(expected)}")
+        plan[path] = (info, transform)
+    problems += [f"missing tensor for {_dotted(p)}" for p in params if p not in plan]
+    problems += _check_tied(tied, plan)
+    if problems:
+        raise LoadError(f"checkpoint {directory} does not match its config.json "
+                        f"({len(problems)} problem(s)):\n  " + "\n  ".join(problems))
+    return plan
+
+
+def _check_tied(tied: list[TensorInfo], plan) -> list[str]:
+    """A stored lm_head is accepted only if it is the embedding itself (Gemma 3 ties them)."""
+    embed = plan.get(("language_model", "embed_tokens", "weight"))
+    problems = []
+    for info in tied:
+        if embed is None or info.shape != embed[0].shape or not _same_bytes(info, embed[0]):
+            problems.append(f"{info.name} in {info.file.name} differs from the embedding; Gemma 3 "
+                            "ties the output head to it and an untied head is not supported")
+    return problems
+
+
+def _same_bytes(a: TensorInfo, b: TensorInfo) -> bool:
+    with TensorReader() as reader:
+        return a.dtype == b.dtype and np.array_equal(reader.read(a), reader.read(b))
+
+
+def _dotted(path: Path_) -> str:
+    return ".".join(str(p) for p in path)

@@ -1,0 +1,112 @@
+"""The weight map: checkpoint tensor names -> model parameter paths, one transform per kind.
+
+Every key layout the hub and transformers write is normalised first (facts sheet 4.2):
+`model.*` (270m, 1b), `language_model.model.*` (hub 4b+), `model.language_model.*` (v5),
+`vision_tower.vision_model.*` / `vision_tower.*` / `model.vision_tower.*`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+
+import numpy as np
+
+# (checkpoint prefix, canonical prefix), longest first so `model.language_model.` wins over `model.`.
+PREFIXES = (
+    ("model.language_model.", "language_model."),
+    ("language_model.model.", "language_model."),
+    ("model.vision_tower.vision_model.", "vision_tower."),
+    ("vision_tower.vision_model.", "vision_tower."),
+    ("model.vision_tower.", "vision_tower."),
+    ("model.multi_modal_projector.", "multi_modal_projector."),
+    ("language_model.", "language_model."),
+    ("model.", "language_model."),
+)
+# Output heads tied to the embedding: accepted only as an exact copy of it.
+TIED_HEADS = ("lm_head.weight", "language_model.lm_head.weight")
+
+
+def canonical_name(key: str) -> str:
+    for prefix, canonical in PREFIXES:
+        if key.startswith(prefix):
+            return canonical + key[len(prefix):]
+    return key
+
+
+@dataclasses.dataclass(frozen=True)
+class Transform:
+    """Maps a checkpoint array to a parameter, and a parameter shape to the checkpoint shape."""
+
+    name: str
+    apply: Callable[[np.ndarray, tuple[int, ...]], np.ndarray]
+    source_shape: Callable[[tuple[int, ...]], tuple[int, ...]]
+
+
+def _linear(in_axes: int) -> Transform:
+    """torch Linear weight [out, in] -> einsum kernel [*in_dims, *out_dims]."""
+
+    def apply(w: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        return w.T.reshape(shape)
+
+    def source(shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (int(np.prod(shape[in_axes:])), int(np.prod(shape[:in_axes])))
+
+    return Transform(f"linear(in_axes={in_axes})", apply, source)
+
+
+COPY = Transform("copy", lambda w, shape: w.reshape(shape), lambda shape: shape)
+LINEAR = _linear(1)
+LINEAR_2D_IN = _linear(2)  # o_proj: kernel [N, H, D] from [D, N*H]
+# Conv weight OIHW -> HWIO (flax Conv kernel).
+CONV = Transform("conv", lambda w, shape: w.transpose(2, 3, 1, 0).reshape(shape),
+                 lambda shape: (shape[3], shape[2], shape[0], shape[1]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """A canonical-name pattern; groups named `i` become integer path parts."""
+
+    pattern: str
+    path: str  # format string over the match's groups, '.'-separated
+    transform: Transform = COPY
+
+    def match(self, name: str) -> tuple[tuple[str | int, ...], Transform] | None:
+        m = re.fullmatch(self.pattern, name)
+        if m is None:
+            return None
+        parts = self.path.format(**m.groupdict()).split(".")
+        return tuple(int(p) if p.isdigit() else p for p in parts), self.transform
+
+
+_LAYER = r"language_model\.layers\.(?P<i>\d+)\."
+TEXT_RULES = (
+    Rule(r"language_model\.embed_tokens\.weight", "language_model.embed_tokens.weight"),
+    Rule(r"language_model\.norm\.weight", "language_model.norm.weight"),
+    Rule(_LAYER + r"self_attn\.(?P<p>[qkv])_proj\.weight",
+         "language_model.layers.{i}.self_attn.{p}_proj.kernel", LINEAR),
+    Rule(_LAYER + r"self_attn\.o_proj\.weight",
+         "language_model.layers.{i}.self_attn.o_proj.kernel", LINEAR_2D_IN),
+    Rule(_LAYER + r"self_attn\.(?P<p>[qk])_norm\.weight",
+         "language_model.layers.{i}.self_attn.{p}_norm.weight"),
+    Rule(_LAYER + r"mlp\.(?P<p>gate|up|down)_proj\.weight",
+         "language_model.layers.{i}.mlp.{p}_proj.kernel", LINEAR),
+    Rule(_LAYER + r"(?P<p>input_layernorm|post_attention_layernorm|pre_feedforward_layernorm"
+         r"|post_feedforward_layernorm)\.weight", "language_model.layers.{i}.{p}.weight"),
+)
+
+
+def rules() -> tuple[Rule, ...]:
+    from gemma3.vision import VISION_RULES
+
+    return TEXT_RULES + VISION_RULES
+
+
+def match(name: str) -> tuple[tuple[str | int, ...], Transform] | None:
+    """The parameter path and transform for a canonical tensor name, or None."""
+    for rule in rules():
+        found = rule.match(name)
+        if found is not None:
+            return found
+    return None
