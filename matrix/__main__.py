@@ -1,0 +1,109 @@
+"""Command line: `python -m matrix validate|render|check` (see docs/result-format.md)."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from .load import list_result_files
+from .pipeline import build_block, load_valid
+from .readme import MarkerError, splice, unified_diff
+from .registry import load_registry
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; 0 when all is well, 1 on problems (printed to stderr), 2 on usage."""
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (MarkerError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def validate(args) -> int:
+    files = args.files or list_result_files(args.results)
+    if not files:
+        print(f"no result files to validate in {args.results}/")
+        return 0
+    results, problems = load_valid([(path, str(path)) for path in files], load_registry())
+    _report(problems)
+    print(f"{len(results)} of {len(files)} result files valid")
+    return 1 if problems else 0
+
+
+def render(args) -> int:
+    current, expected, problems, count = _expected_readme(args)
+    if expected != current:
+        args.readme.write_bytes(expected.encode("utf-8"))
+        print(f"wrote the matrix into {args.readme} from {count} valid result files")
+    else:
+        print(f"{args.readme} is already up to date ({count} valid result files)")
+    if problems:
+        print(f"the {len(problems)} problems above kept files out of the matrix",
+              file=sys.stderr)
+    return 1 if problems else 0
+
+
+def check(args) -> int:
+    current, expected, problems, count = _expected_readme(args)
+    if expected != current:
+        sys.stdout.write(unified_diff(current, expected, str(args.readme)))
+        print(f"{args.readme} differs from what results/ renders to: run "
+              "`python -m matrix render` and commit the README", file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problems in result files: fix or remove those files",
+              file=sys.stderr)
+    if expected == current and not problems:
+        print(f"{args.readme} matches {count} valid result files")
+        return 0
+    return 1
+
+
+def _expected_readme(args) -> tuple[str, str, list, int]:
+    """(README now, README as the results render it, problems, number of valid results)."""
+    if not args.readme.is_file():
+        raise FileNotFoundError(f"{args.readme} not found; pass --readme PATH")
+    current = args.readme.read_bytes().decode("utf-8")
+    if not args.results.is_dir():
+        print(f"note: {args.results}/ does not exist; rendering with no results",
+              file=sys.stderr)
+    files = [(path, str(path)) for path in list_result_files(args.results)]
+    registry = load_registry()
+    results, problems = load_valid(files, registry)
+    _report(problems)
+    block = build_block(results, registry, args.root, args.readme.parent)
+    return current, splice(current, block, str(args.readme)), problems, len(results)
+
+
+def _report(problems) -> None:
+    for problem in problems:
+        print(problem, file=sys.stderr)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m matrix",
+        description="Validate result files and render the README support matrix.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    v = commands.add_parser("validate", help="check result files; exit 1 on any problem")
+    v.add_argument("files", nargs="*", type=Path, help="result files (default: all in --results)")
+    v.add_argument("--results", type=Path, default=Path("results"), help="default: results/")
+    v.set_defaults(run=validate)
+    for name, run, text in (
+        ("render", render, "write the matrix between the README markers"),
+        ("check", check, "exit 1 if a result file is invalid or the README is not current"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--results", type=Path, default=Path("results"),
+                         help="directory of result files (default: results/)")
+        sub.add_argument("--readme", type=Path, default=Path("README.md"),
+                         help="README with the matrix markers (default: README.md)")
+        sub.add_argument("--root", type=Path, default=Path("."),
+                         help="repository root whose gemma3/ sources are hashed (default: cwd)")
+        sub.set_defaults(run=run)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""The reporter pipeline: load -> validate -> status -> merge -> render, for the CLI."""
+
+from datetime import datetime
+from pathlib import Path
+
+from .code_hash import code_sha256
+from .columns import column_for
+from .load import Result, read_result
+from .merge import merge
+from .problem import Problem
+from .registry import Model
+from .render import render_block
+from .status import evidence_from
+from .validate import validate_result
+
+
+def load_valid(files: list[tuple[Path, str]], registry: tuple[Model, ...],
+               now: datetime | None = None) -> tuple[list[Result], list[Problem]]:
+    """Parse and validate (path, display name) pairs: the valid results, and every problem."""
+    results, problems = [], []
+    for path, name in files:
+        result, found = read_result(path, name)
+        if result is not None:
+            found = validate_result(result, registry, now)
+        problems += found
+        if result is not None and not found:
+            results.append(result)
+    return results, problems
+
+
+def build_block(results: list[Result], registry: tuple[Model, ...], root: Path,
+                readme_dir: Path) -> str:
+    """The README block for these (valid) results, with staleness judged against `root`."""
+    code_hash = code_sha256(root)
+    evidence = [item for result in results for item in evidence_from(result, registry, code_hash)]
+    # Every valid result's column shows, even when the result proves nothing (all skipped).
+    columns = {_column(result) for result in results}
+    return render_block(merge(evidence), columns, registry, results, readme_dir)
+
+
+def _column(result: Result) -> str:
+    provenance = result.data["provenance"]
+    return column_for(provenance["backend"], provenance["device_kind"],
+                      provenance["device_count"])

@@ -1,0 +1,58 @@
+"""Render the matrix block (table, legend, details) from merged cells with a Jinja template."""
+
+from pathlib import Path
+from urllib.parse import quote
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from .columns import ordered_columns
+from .details import details_row
+from .escape import Trusted, finalize, md
+from .load import Result
+from .policy import MIN_JAX
+from .registry import GROUPS, Model
+from .status import NEEDS_CHECK, STALE_MARK, SYNTHETIC_MARK, Evidence, cell_text
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+def render_block(cells: dict[tuple[str, str], Evidence], columns_seen: set[str],
+                 registry: tuple[Model, ...], results: list[Result], readme_dir: Path) -> str:
+    """The text between the README markers; the same inputs always give the same bytes."""
+    columns = ordered_columns(columns_seen)
+    grouped = [(title, [m for m in registry if m.variant == variant]) for variant, title in GROUPS]
+    groups = [{"title": title, "rows": [_row(m, columns, cells) for m in models]}
+              for title, models in grouped]
+    details = [
+        details_row(cells[(model.id, column)], readme_dir)
+        for _, models in grouped for model in models for column in columns
+        if (model.id, column) in cells
+    ]
+    return _environment().get_template("matrix.md.j2").render(
+        columns=columns, groups=groups, details=details, newest=_newest(results),
+        count=len(results), needs_check=NEEDS_CHECK, synthetic=SYNTHETIC_MARK,
+        stale=STALE_MARK, min_jax=f"{MIN_JAX[0]}.{MIN_JAX[1]}",
+    )
+
+
+def _row(model: Model, columns: list[str], cells: dict) -> dict:
+    link = Trusted(f"[{md(model.id)}](https://huggingface.co/{quote(model.hub_repo)})")
+    return {"link": link, "cells": [cell_text(cells.get((model.id, c))) for c in columns]}
+
+
+def _newest(results: list[Result]) -> str | None:
+    # A date from the data, not the clock, so re-rendering never changes the bytes.
+    times = [result.data["provenance"]["utc_time"] for result in results]
+    return max(times)[:10] if times else None
+
+
+def _environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        finalize=finalize,
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,  # finalize escapes for Markdown, which HTML autoescape does not cover
+    )

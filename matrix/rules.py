@@ -1,0 +1,135 @@
+"""Cross-field rules a JSON Schema cannot express; they run on schema-valid files only."""
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import PurePath
+
+from .columns import column_for
+from .fields import expected_file_name, parse_nodeid, parse_utc
+from .load import Result
+from .policy import DTYPES, FUTURE_SLACK_HOURS
+from .problem import Problem, json_path
+from .registry import Model
+
+_OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed")
+_RAN = {"passed", "failed", "error", "xpassed"}
+
+
+def rule_problems(result: Result, registry: tuple[Model, ...],
+                  now: datetime | None = None) -> list[Problem]:
+    """Problems with the device fingerprint, time, file name, model ids, tests and summary."""
+    data, provenance = result.data, result.data["provenance"]
+    found = _fingerprint(provenance) + _time(provenance, now)
+    if not found:
+        found += _file_name(result.name, provenance)
+    ids = {model.id for model in registry}
+    found += _model_entries(provenance, ids)
+    found += _tests(data["tests"], provenance["models"], ids)
+    found += _summary(data["summary"], data["tests"])
+    return [Problem(result.name, path, message) for path, message in found]
+
+
+def _fingerprint(provenance: dict) -> list:
+    try:
+        column_for(provenance["backend"], provenance["device_kind"], provenance["device_count"])
+    except ValueError as exc:
+        return [("$.provenance.device_kind", str(exc))]
+    return []
+
+
+def _time(provenance: dict, now: datetime | None) -> list:
+    try:
+        when = parse_utc(provenance["utc_time"])
+    except ValueError as exc:
+        return [("$.provenance.utc_time", f"is not a real UTC time: {exc}")]
+    now = now or datetime.now(UTC)
+    if when > now + timedelta(hours=FUTURE_SLACK_HOURS):
+        # A future date would win every "newer beats older" comparison for years.
+        message = (f"{provenance['utc_time']} is in the future; fix the clock of the machine "
+                   "that ran the harness and re-run")
+        return [("$.provenance.utc_time", message)]
+    return []
+
+
+def _file_name(name: str, provenance: dict) -> list:
+    expected = expected_file_name(provenance)
+    actual = PurePath(name).name
+    if actual == expected:
+        return []
+    message = (f"{actual!r} does not match its provenance (time, backend, device, count); "
+               f"expected {expected!r}: rename the file")
+    return [("file name", message)]
+
+
+def _model_entries(provenance: dict, ids: set[str]) -> list:
+    return [
+        (json_path(("provenance", "models", key)),
+         f"model id {key!r} is not in matrix/models.json; use a registry id")
+        for key in provenance["models"] if key not in ids
+    ]
+
+
+def _tests(tests: list, entries: dict, ids: set[str]) -> list:
+    found, seen = [], set()
+    for index, test in enumerate(tests):
+        if test["nodeid"] in seen:
+            found.append((json_path(("tests", index, "nodeid")),
+                          f"{test['nodeid']!r} appears twice; each test is recorded once"))
+        seen.add(test["nodeid"])
+        found += _test_problems(index, test, entries, ids)
+    return found
+
+
+def _test_problems(index: int, test: dict, entries: dict, ids: set[str]) -> list:
+    path = json_path(("tests", index, "nodeid"))
+    node = parse_nodeid(test["nodeid"])
+    if node is None:
+        message = (f"{test['nodeid']!r} is not a harness check id; expected "
+                   "'harness/checks/test_<check>.py::test_<check>[<model id>-<dtype>]'")
+        return [(path, message)]
+    found = []
+    if node.model not in ids:
+        found.append((path, f"model id {node.model!r} is not in matrix/models.json"))
+    if node.dtype not in DTYPES:
+        found.append((path, f"dtype {node.dtype!r} is not one of {', '.join(DTYPES)}"))
+    found += _metadata_problems(index, test.get("metadata"), node)
+    entry = entries.get(node.model)
+    if node.model in ids and entry is None:
+        found.append((path, f"model {node.model!r} has tests but no provenance.models entry"))
+    elif entry is not None:
+        found += [(path, message) for message in _entry_messages(entry, node, test["outcome"])]
+    return found
+
+
+def _metadata_problems(index: int, metadata: dict | None, node) -> list:
+    if metadata is None:
+        return []
+    return [
+        (json_path(("tests", index, "metadata", key)),
+         f"{metadata[key]!r} disagrees with the node id, which says {getattr(node, key)!r}")
+        for key in ("model", "dtype", "check") if metadata[key] != getattr(node, key)
+    ]
+
+
+def _entry_messages(entry: dict, node, outcome: str) -> list[str]:
+    messages = []
+    if node.dtype in DTYPES and node.dtype not in entry["dtypes"]:
+        messages.append(f"dtype {node.dtype!r} is missing from provenance.models"
+                        f"[{node.model!r}].dtypes")
+    if entry["status"] == "not_supported" and outcome in _RAN:
+        messages.append(f"model {node.model!r} is recorded not_supported, yet this test ran "
+                        f"(outcome {outcome!r})")
+    return messages
+
+
+def _summary(summary: dict, tests: list) -> list:
+    counts = Counter(test["outcome"] for test in tests)
+    found = [
+        (json_path(("summary", outcome)),
+         f"says {summary.get(outcome, 0)} but tests[] has {counts[outcome]} {outcome!r}")
+        for outcome in _OUTCOMES if summary.get(outcome, 0) != counts[outcome]
+    ]
+    if summary["total"] != len(tests):
+        message = f"says {summary['total']} but tests[] has {len(tests)} entries"
+        found.append(("$.summary.total", message))
+    return found

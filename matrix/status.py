@@ -1,0 +1,113 @@
+"""One result -> evidence per model (runs, fails, not supported), and the status strings."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from .columns import column_for
+from .escape import Trusted, md
+from .fields import NodeId, major_minor, parse_nodeid, parse_utc
+from .load import Result
+from .policy import CELL_DTYPE, FAILURE_CAUSES, MIN_JAX, STAGE_ORDER, required_checks
+from .registry import Model
+
+RUNS, FAILS, NOT_SUPPORTED = "runs", "fails", "not_supported"
+_FAILED_OUTCOMES = {"failed", "error"}
+_STATUS = {
+    RUNS: "✅ Runs",
+    FAILS: "❌ Fails ({})",
+    NOT_SUPPORTED: "⛔️ Not supported ({})",
+}
+NEEDS_CHECK = "❔ Needs check"
+SYNTHETIC_MARK, STALE_MARK = "🧪", "⏳"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What one result says about one (model, column) cell."""
+
+    model: str
+    column: str
+    kind: str  # RUNS, FAILS or NOT_SUPPORTED
+    detail: str  # the failing stage, or the not-supported reason; "" for RUNS
+    time: datetime
+    synthetic: bool  # the weights were synthetic (random, seeded), not a real checkpoint
+    stale: tuple[str, ...]  # why the result may no longer hold; () when current
+    result: Result
+
+
+def evidence_from(result: Result, registry: tuple[Model, ...], code_hash: str) -> list[Evidence]:
+    """Evidence for every registry model this result says something about, in registry order."""
+    provenance = result.data["provenance"]
+    column = column_for(provenance["backend"], provenance["device_kind"],
+                        provenance["device_count"])
+    time, stale = parse_utc(provenance["utc_time"]), stale_reasons(provenance, code_hash)
+    tests = tests_by_model(result.data["tests"])
+    found = []
+    for model in registry:
+        entry = provenance["models"].get(model.id)
+        verdict = model_verdict(model, entry, tests.get(model.id, []))
+        if verdict is None:
+            continue
+        kind, detail = verdict
+        synthetic = kind != NOT_SUPPORTED and entry["checkpoint"].startswith("synthetic:")
+        found.append(Evidence(model.id, column, kind, detail, time, synthetic, stale, result))
+    return found
+
+
+def model_verdict(model: Model, entry: dict | None, tests: list) -> tuple[str, str] | None:
+    """(kind, detail) per the cell rules of docs/result-format.md; None when it says nothing."""
+    if entry is not None and entry["status"] == "not_supported":
+        return NOT_SUPPORTED, entry["reason"]
+    stage = first_failing_check(tests)
+    if stage is not None:
+        return FAILS, stage
+    if entry is not None and entry["status"] == "failed":
+        # The process died before a test could record a failure: the cause is the stage.
+        return FAILS, next(c for c in FAILURE_CAUSES if entry["reason"].startswith(c))
+    passed = {node.check for node, test in tests
+              if test["outcome"] == "passed" and node.dtype == CELL_DTYPE}
+    if set(required_checks(model.multimodal)) <= passed:
+        return RUNS, ""
+    # All skipped, partial or empty: this result neither proves nor disproves the cell.
+    return None
+
+
+def first_failing_check(tests: list) -> str | None:
+    """The earliest failed or errored check in pipeline order (any dtype), or None."""
+    failing = {node.check for node, test in tests if test["outcome"] in _FAILED_OUTCOMES}
+    if not failing:
+        return None
+    order = {check: index for index, check in enumerate(STAGE_ORDER)}
+    return min(failing, key=lambda check: (order.get(check, len(order)), check))
+
+
+def stale_reasons(provenance: dict, code_hash: str) -> tuple[str, ...]:
+    """Why a result may not describe the current code: other gemma3/ sources, or an old JAX."""
+    reasons = []
+    if provenance["project"]["code_sha256"] != code_hash:
+        reasons.append("ran on different gemma3/ code")
+    jax = provenance["versions"]["jax"]
+    if major_minor(jax) < MIN_JAX:
+        reasons.append(f"jax {jax} older than {MIN_JAX[0]}.{MIN_JAX[1]}")
+    return tuple(reasons)
+
+
+def tests_by_model(tests: list) -> dict[str, list[tuple[NodeId, dict]]]:
+    """(parsed node id, test) pairs grouped by model id (valid files only)."""
+    grouped: dict[str, list] = {}
+    for test in tests:
+        node = parse_nodeid(test["nodeid"])
+        grouped.setdefault(node.model, []).append((node, test))
+    return grouped
+
+
+def cell_text(item: Evidence | None) -> Trusted:
+    """The matrix cell: the status string (detail escaped), then the marks."""
+    if item is None:
+        return Trusted(NEEDS_CHECK)
+    text = _STATUS[item.kind].format(md(item.detail))
+    if item.synthetic:
+        text += " " + SYNTHETIC_MARK
+    if item.stale:
+        text += " " + STALE_MARK
+    return Trusted(text)

@@ -1,0 +1,71 @@
+"""Validate a parsed result: schema version, JSON Schema, leaks, then the cross-field rules."""
+
+import json
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+
+from jsonschema import Draft202012Validator
+
+from .leaks import leak_problems
+from .load import NonFinite, Result
+from .problem import Problem, json_path
+from .registry import Model
+from .rules import rule_problems
+
+SCHEMA_DIR = Path(__file__).with_name("schema")
+KNOWN_VERSIONS = (1,)
+
+
+def validate_result(result: Result, registry: tuple[Model, ...],
+                    now: datetime | None = None) -> list[Problem]:
+    """Every problem in one parsed result file; [] means it may enter the matrix."""
+    data = result.data
+    problems = leak_problems(result.name, data)
+    provenance = data.get("provenance")
+    version = provenance.get("schema_version") if isinstance(provenance, dict) else None
+    if version is not None and not _known(version):
+        problems.append(Problem(result.name, "$.provenance.schema_version", (
+            f"unknown schema_version {version!r}; this reporter reads "
+            f"{', '.join(map(str, KNOWN_VERSIONS))}: update the reporter (git pull) or "
+            "re-run the harness of this checkout"
+        )))
+        return problems
+    schema_errors = schema_problems(result.name, data)
+    problems += schema_errors
+    if not schema_errors:
+        # The rules read fields freely, so they run only on files the schema accepted.
+        problems += rule_problems(result, registry, now)
+    return problems
+
+
+def schema_problems(name: str, data: dict, version: int = 1) -> list[Problem]:
+    """JSON Schema violations, in document order, each with its JSON path."""
+    errors = _validator(version).iter_errors(data)
+    ordered = sorted(errors, key=lambda e: (_path_key(e.absolute_path), e.message))
+    return [Problem(name, json_path(e.absolute_path), _message(e)) for e in ordered]
+
+
+@cache
+def _validator(version: int) -> Draft202012Validator:
+    schema = json.loads((SCHEMA_DIR / f"result-v{version}.schema.json").read_text("utf-8"))
+    return Draft202012Validator(schema)
+
+
+def _known(version) -> bool:
+    # `True == 1` in Python; a boolean is not a version number.
+    return type(version) is int and version in KNOWN_VERSIONS
+
+
+def _message(error) -> str:
+    if isinstance(error.instance, NonFinite):
+        return (
+            f"{error.instance!r} is not a finite number (JSON has no NaN or Infinity); "
+            "write null for a missing measurement"
+        )
+    return error.message
+
+
+def _path_key(path) -> tuple:
+    # Sort indexes numerically and keys by name, without comparing an int to a str.
+    return tuple((0, part, "") if isinstance(part, int) else (1, 0, part) for part in path)
