@@ -1,0 +1,178 @@
+"""Generation: a compiled prefill, then one compiled decode loop (lax.while_loop, cache donated).
+
+Prompts are left-padded to a length bucket and the cache to a size bucket, so new prompt lengths
+and token budgets reuse compiled programs instead of recompiling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.experimental import io_callback
+
+from gemma3.cache import KVCache
+from gemma3.sampling import Greedy
+
+PROMPT_BUCKET_MIN = 32
+CACHE_BUCKET = 128
+
+
+@dataclasses.dataclass
+class Timings:
+    """Seconds spent, filled in by generate(): compile (first call per shape) and run."""
+
+    prefill_compile: float = 0.0
+    prefill: float = 0.0
+    decode_compile: float = 0.0
+    decode: float = 0.0
+    prompt_tokens: int = 0
+    new_tokens: int = 0
+
+
+def generate(
+    model,
+    input_ids,
+    attention_mask=None,
+    *,
+    max_new_tokens: int,
+    sampler=None,
+    stop_ids=None,
+    seed: int = 0,
+    pixel_values=None,
+    token_type_ids=None,
+    cache_length: int | None = None,
+    on_token: Callable[[int, np.ndarray], None] | None = None,
+    timings: Timings | None = None,
+) -> np.ndarray:
+    """New tokens [B, max_new_tokens]: each row stops after its first stop id, padded after it.
+
+    input_ids [B, T] (left-padded; mask 1 = token, 0 = pad). stop_ids default to the config's
+    eos ids (1 and 106 for instruction models); sampler defaults to Greedy(). on_token(step, tokens[B]) streams tokens from
+    inside the compiled loop. cache_length caps the KV cache; a prompt plus max_new_tokens that
+    does not fit it, or the model's max_position_embeddings, is an error, never a truncation.
+    """
+    input_ids, attention_mask = _check_prompt(model, input_ids, attention_mask, max_new_tokens)
+    sampler = Greedy() if sampler is None else sampler
+    prompt_len = int(attention_mask.sum(axis=1).max())
+    bucket = max(PROMPT_BUCKET_MIN, 1 << (input_ids.shape[1] - 1).bit_length())
+    length = -(-(bucket + max_new_tokens) // CACHE_BUCKET) * CACHE_BUCKET
+    if cache_length is not None:
+        if input_ids.shape[1] + max_new_tokens > cache_length:
+            raise ValueError(f"prompt of {input_ids.shape[1]} tokens + max_new_tokens "
+                             f"{max_new_tokens} does not fit cache_length {cache_length}")
+        length = max(cache_length, bucket + max_new_tokens)
+    pad = bucket - input_ids.shape[1]
+    input_ids = np.pad(input_ids, ((0, 0), (pad, 0)), constant_values=model.config.text.pad_token_id)
+    attention_mask = np.pad(attention_mask, ((0, 0), (pad, 0)))
+    if token_type_ids is not None:
+        token_type_ids = np.pad(np.asarray(token_type_ids), ((0, 0), (pad, 0)))
+    stop = np.asarray(model.config.eos_token_ids if stop_ids is None else stop_ids, np.int32)
+    graphdef, state = nnx.split(model)
+    timings = timings if timings is not None else Timings()
+    timings.prompt_tokens = prompt_len
+
+    prefill = _timed(_prefill, timings, "prefill", graphdef, state, input_ids, attention_mask,
+                     pixel_values, token_type_ids, cache_length=length)
+    logits, cache = prefill
+    positions = jnp.asarray(attention_mask.sum(axis=1), jnp.int32)
+    out, count, _ = _timed(_decode_loop, timings, "decode", graphdef, state, logits, cache,
+                        positions, jax.random.key(seed), stop, max_new_tokens=max_new_tokens,
+                        sampler=sampler, pad_id=model.config.text.pad_token_id,
+                        on_token=on_token)
+    timings.new_tokens = int(count)
+    return np.asarray(out)
+
+
+def _check_prompt(model, input_ids, attention_mask, max_new_tokens):
+    ids = np.asarray(input_ids)
+    if ids.ndim == 1:
+        ids = ids[None]
+    if ids.ndim != 2 or ids.shape[1] == 0 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"input_ids must be a non-empty [batch, length] integer array, "
+                         f"got shape {ids.shape} dtype {ids.dtype}")
+    mask = np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask).reshape(ids.shape)
+    empty = np.flatnonzero(mask.sum(axis=1) == 0)
+    if empty.size:
+        raise ValueError(f"prompt row(s) {empty.tolist()} are empty (attention_mask all 0)")
+    vocab = model.config.text.vocab_size
+    bad = ids[(mask > 0) & ((ids < 0) | (ids >= vocab))]
+    if bad.size:
+        raise ValueError(f"token id {int(bad[0])} is outside the vocabulary [0, {vocab})")
+    if max_new_tokens <= 0:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    longest = int(mask.sum(axis=1).max())
+    limit = model.config.text.max_position_embeddings
+    if longest + max_new_tokens > limit:
+        raise ValueError(f"prompt of {longest} tokens + max_new_tokens {max_new_tokens} exceeds "
+                         f"the model's max_position_embeddings {limit}")
+    return ids.astype(np.int32), mask.astype(np.int32)
+
+
+_COMPILED: dict = {}
+
+
+def _timed(fn, timings: Timings, name: str, graphdef, *args, **static):
+    """Runs fn's compiled program for these shapes, compiling it first if this is a new shape
+    bucket; compile and run times are recorded apart."""
+    leaves, treedef = jax.tree.flatten(args)
+    key = (fn, graphdef, treedef, tuple(sorted(static.items(), key=lambda kv: kv[0])),
+           tuple((np.shape(x), str(getattr(x, "dtype", type(x))), getattr(x, "sharding", None))
+                 for x in leaves))
+    start = time.perf_counter()
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        compiled = _COMPILED[key] = fn.lower(graphdef, *args, **static).compile()
+    mid = time.perf_counter()
+    result = jax.block_until_ready(compiled(*args))
+    end = time.perf_counter()
+    setattr(timings, f"{name}_compile", getattr(timings, f"{name}_compile") + mid - start)
+    setattr(timings, name, getattr(timings, name) + end - mid)
+    return result
+
+
+@partial(jax.jit, static_argnums=0, static_argnames="cache_length")
+def _prefill(graphdef, state, input_ids, attention_mask, pixel_values, token_type_ids, *,
+             cache_length):
+    model = nnx.merge(graphdef, state)
+    cache = KVCache.create(model.config.text, input_ids.shape[0], cache_length, model.dtype)
+    return model.prefill(input_ids, attention_mask, cache, pixel_values, token_type_ids)
+
+
+@partial(jax.jit, static_argnums=0,
+         static_argnames=("max_new_tokens", "sampler", "pad_id", "on_token"), donate_argnums=3)
+def _decode_loop(graphdef, state, logits, cache, positions, key, stop_ids, *, max_new_tokens,
+                 sampler, pad_id, on_token):
+    model = nnx.merge(graphdef, state)
+    batch = logits.shape[0]
+
+    def emit(step, token, done, out):
+        if on_token is not None:
+            io_callback(on_token, None, step, token, ordered=True)
+        return out.at[:, step].set(token), done | jnp.isin(token, stop_ids)
+
+    key, sub = jax.random.split(key)
+    first = sampler(logits.astype(jnp.float32), sub)
+    out, done = emit(0, first, jnp.zeros(batch, bool), jnp.full((batch, max_new_tokens), pad_id))
+
+    def cond(carry):
+        step, _, _, _, done, _, _ = carry
+        return (step < max_new_tokens) & ~jnp.all(done)
+
+    def body(carry):
+        step, token, cache, positions, done, out, key = carry
+        logits, cache = model.decode(token[:, None], positions[:, None], cache)
+        key, sub = jax.random.split(key)
+        token = jnp.where(done, pad_id, sampler(logits.astype(jnp.float32), sub))
+        out, done = emit(step, token, done, out)
+        return step + 1, token, cache, positions + 1, done, out, key
+
+    carry = (jnp.asarray(1), first, cache, positions, done, out, key)
+    step, _, cache, _, _, out, _ = jax.lax.while_loop(cond, body, carry)
+    return out, step, cache  # returning the donated cache lets the loop update it in place
