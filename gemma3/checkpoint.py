@@ -22,6 +22,7 @@ DTYPES = {
     "F32": np.dtype(np.float32), "F64": np.dtype(np.float64),
 }
 MAX_HEADER_BYTES = 100 * 2**20  # the format's own limit
+COPY_CHUNK_BYTES = 32 * 2**20  # file bytes resident at once while a tensor is copied out
 
 
 class CheckpointError(ValueError):
@@ -115,10 +116,16 @@ class TensorReader:
         view = np.frombuffer(mm, info.dtype, int(np.prod(info.shape)), info.start)
         array = convert(view.reshape(info.shape))
         del view
-        page = mmap.PAGESIZE
-        first = info.start // page * page
-        mm.madvise(mmap.MADV_DONTNEED, first, info.start + info.nbytes - first)
+        self.release(info)
         return array
+
+    def release(self, info: TensorInfo) -> None:
+        """Drops the tensor's mapped pages from the process (a later read maps them again);
+        `convert` may call it between chunks to keep at most a chunk of the file resident."""
+        mm = self._maps.get(info.file)
+        if mm is not None:
+            first = info.start // mmap.PAGESIZE * mmap.PAGESIZE
+            mm.madvise(mmap.MADV_DONTNEED, first, info.start + info.nbytes - first)
 
     def close(self) -> None:
         for mm in self._maps.values():
@@ -130,3 +137,19 @@ class TensorReader:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def copy_out(view: np.ndarray, dtype, release=None) -> np.ndarray:
+    """view (of the mapped file, maybe transposed) as a new C-ordered array of `dtype`, copied
+    in chunks along its file-major axis (the largest stride), calling `release` after each
+    chunk so at most a chunk of the file is resident besides the copy."""
+    if release is None or view.ndim == 0 or view.size == 0:
+        return np.array(view, dtype=dtype, order="C")
+    out = np.empty(view.shape, dtype)
+    axis = int(np.argmax(np.abs(view.strides)))
+    step = max(1, COPY_CHUNK_BYTES // max(abs(view.strides[axis]), 1))
+    for start in range(0, view.shape[axis], step):
+        chunk = (slice(None),) * axis + (slice(start, start + step),)
+        out[chunk] = view[chunk]
+        release()
+    return out

@@ -12,13 +12,19 @@ import dataclasses
 import json
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from gemma3 import weights
-from gemma3.checkpoint import CheckpointError, TensorInfo, TensorReader, read_header, shard_files
+from gemma3.checkpoint import (
+    CheckpointError,
+    TensorInfo,
+    TensorReader,
+    copy_out,
+    read_header,
+    shard_files,
+)
 from gemma3.config import Gemma3Config
 from gemma3.hf_config import config_from_hf
 from gemma3.hub import resolve_checkpoint
@@ -80,19 +86,23 @@ def from_pretrained(path_or_hub_id: str | Path, *, dtype="bfloat16", text_only: 
                                             sum(i.nbytes for i, _ in plan.values()),
                                             enabled=progress) as bar:
         for path, (info, transform) in plan.items():
-            shape = params[path].shape
-            convert = _converter(transform, shape, target)
-            value = reader.read(info, convert)
-            params[path].set_value(jax.device_put(value, shardings.get(path)))
-            del value
+            place = _placer(transform, params[path].shape, target, shardings.get(path),
+                            release=lambda info=info: reader.release(info))
+            params[path].set_value(reader.read(info, place))
             bar.advance(info.nbytes)
     return nnx.merge(graphdef, nnx.from_flat_state(params))
 
 
-def _converter(transform: weights.Transform, shape, target):
-    def convert(view: np.ndarray) -> np.ndarray:
-        return np.asarray(transform.apply(view, shape), dtype=target).copy()
-    return convert
+def _placer(transform: weights.Transform, shape, target, sharding, release):
+    """Maps the memory-mapped checkpoint view to a device array: whole onto the default device,
+    or with a sharding slice by slice, so each device (and host) copies only what it holds."""
+    if sharding is None:
+        # jnp.asarray adopts the fresh host copy without another copy on CPU, so the load
+        # holds the converted model plus one chunk of the file, not two copies of a tensor.
+        return lambda view: jnp.asarray(copy_out(transform.apply(view, shape), target, release))
+    from gemma3.sharding import put_sharded
+
+    return lambda view: put_sharded(transform.apply(view, shape), target, sharding, release)
 
 
 def _shardings(model, mesh) -> dict:
