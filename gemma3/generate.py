@@ -21,7 +21,9 @@ from gemma3.cache import KVCache
 from gemma3.sampling import Greedy
 
 PROMPT_BUCKET_MIN = 32
+NEW_TOKENS_BUCKET = 64
 CACHE_BUCKET = 128
+MAX_STOP_IDS = 8
 
 
 @dataclasses.dataclass
@@ -62,7 +64,8 @@ def generate(
     sampler = Greedy() if sampler is None else sampler
     prompt_len = int(attention_mask.sum(axis=1).max())
     bucket = max(PROMPT_BUCKET_MIN, 1 << (input_ids.shape[1] - 1).bit_length())
-    length = -(-(bucket + max_new_tokens) // CACHE_BUCKET) * CACHE_BUCKET
+    budget = _round_up(max_new_tokens, NEW_TOKENS_BUCKET)  # the loop stops at max_new_tokens
+    length = _round_up(bucket + budget, CACHE_BUCKET)
     if cache_length is not None:
         if input_ids.shape[1] + max_new_tokens > cache_length:
             raise ValueError(f"prompt of {input_ids.shape[1]} tokens + max_new_tokens "
@@ -73,7 +76,7 @@ def generate(
     attention_mask = np.pad(attention_mask, ((0, 0), (pad, 0)))
     if token_type_ids is not None:
         token_type_ids = np.pad(np.asarray(token_type_ids), ((0, 0), (pad, 0)))
-    stop = np.asarray(model.config.eos_token_ids if stop_ids is None else stop_ids, np.int32)
+    stop = _stop_array(model.config.eos_token_ids if stop_ids is None else stop_ids)
     graphdef, state = nnx.split(model)
     timings = timings if timings is not None else Timings()
     timings.prompt_tokens = prompt_len
@@ -83,11 +86,37 @@ def generate(
     logits, cache = prefill
     positions = jnp.asarray(attention_mask.sum(axis=1), jnp.int32)
     out, count, _ = _timed(_decode_loop, timings, "decode", graphdef, state, logits, cache,
-                        positions, jax.random.key(seed), stop, max_new_tokens=max_new_tokens,
-                        sampler=sampler, pad_id=model.config.text.pad_token_id,
+                        positions, jax.random.key(seed), stop, jnp.asarray(max_new_tokens),
+                        sampler, budget=budget, pad_id=model.config.text.pad_token_id,
                         on_token=on_token)
     timings.new_tokens = int(count)
-    return np.asarray(out)
+    return np.asarray(out)[:, :max_new_tokens]
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def _stop_array(stop_ids) -> np.ndarray:
+    """Stop ids in a fixed-size array (-1 fills), so their number does not change shapes."""
+    stop_ids = list(stop_ids)
+    if len(stop_ids) > MAX_STOP_IDS:
+        raise ValueError(f"at most {MAX_STOP_IDS} stop ids are supported, got {len(stop_ids)}")
+    return np.asarray(stop_ids + [-1] * (MAX_STOP_IDS - len(stop_ids)), np.int32)
+
+
+@nnx.jit(static_argnames="cache_length")
+def prefill(model, input_ids, attention_mask, *, cache_length: int, pixel_values=None,
+            token_type_ids=None):
+    """Compiled prefill into a fresh cache: (last-position logits [B, V], cache)."""
+    cache = KVCache.create(model.config.text, input_ids.shape[0], cache_length, model.dtype)
+    return model.prefill(input_ids, attention_mask, cache, pixel_values, token_type_ids)
+
+
+@nnx.jit(donate_argnums=3)
+def decode_step(model, tokens, positions, cache):
+    """One compiled decode step, tokens and positions [B, 1]: (logits [B, V], cache)."""
+    return model.decode(tokens, positions, cache)
 
 
 def _check_prompt(model, input_ids, attention_mask, max_new_tokens):
@@ -146,9 +175,10 @@ def _prefill(graphdef, state, input_ids, attention_mask, pixel_values, token_typ
 
 
 @partial(jax.jit, static_argnums=0,
-         static_argnames=("max_new_tokens", "sampler", "pad_id", "on_token"), donate_argnums=3)
-def _decode_loop(graphdef, state, logits, cache, positions, key, stop_ids, *, max_new_tokens,
-                 sampler, pad_id, on_token):
+         static_argnames=("budget", "pad_id", "on_token"), donate_argnums=3)
+def _decode_loop(graphdef, state, logits, cache, positions, key, stop_ids, max_new_tokens,
+                 sampler, *, budget, pad_id, on_token):
+    """Samples up to max_new_tokens (<= budget, the static output width) tokens."""
     model = nnx.merge(graphdef, state)
     batch = logits.shape[0]
 
@@ -159,7 +189,7 @@ def _decode_loop(graphdef, state, logits, cache, positions, key, stop_ids, *, ma
 
     key, sub = jax.random.split(key)
     first = sampler(logits.astype(jnp.float32), sub)
-    out, done = emit(0, first, jnp.zeros(batch, bool), jnp.full((batch, max_new_tokens), pad_id))
+    out, done = emit(0, first, jnp.zeros(batch, bool), jnp.full((batch, budget), pad_id))
 
     def cond(carry):
         step, _, _, _, done, _, _ = carry

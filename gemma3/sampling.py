@@ -1,41 +1,55 @@
-"""Sampling strategies: tiny frozen (hashable, so jit-static) objects, logits [B, V] -> ids [B]."""
+"""Sampling strategies: tiny frozen objects, logits [B, V] -> ids [B].
+
+They are pytrees whose numbers (temperature, p) are data, so one compiled decode loop serves
+every temperature; only the strategy's kind (and top-k's k, a shape) selects another program.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import numbers
 
 import jax
 import jax.numpy as jnp
 
 
+def _check(condition, value, message: str) -> None:
+    # Inside jit (and while jax rebuilds the pytree) the fields are not numbers; they were
+    # checked when the object was made.
+    if isinstance(value, numbers.Number) and not condition(value):
+        raise ValueError(message)
+
+
+@jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Greedy:
     def __call__(self, logits: jax.Array, key: jax.Array) -> jax.Array:
         return jnp.argmax(logits, axis=-1).astype(jnp.int32)
 
 
+@jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Temperature:
     temperature: float = 1.0
 
     def __post_init__(self):
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature} (use Greedy())")
+        _check(lambda t: t > 0, self.temperature,
+               f"temperature must be > 0, got {self.temperature} (use Greedy())")
 
     def __call__(self, logits, key):
         return jax.random.categorical(key, logits / self.temperature, axis=-1).astype(jnp.int32)
 
 
+@jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class TopK:
     """Sample among the k most likely tokens."""
 
-    k: int
+    k: int = dataclasses.field(metadata={"static": True})
     temperature: float = 1.0
 
     def __post_init__(self):
-        if self.k < 1:
-            raise ValueError(f"top-k needs k >= 1, got {self.k}")
+        _check(lambda k: k >= 1, self.k, f"top-k needs k >= 1, got {self.k}")
         Temperature(self.temperature)
 
     def __call__(self, logits, key):
@@ -44,6 +58,7 @@ class TopK:
         return jnp.take_along_axis(indices, choice[:, None], axis=-1)[:, 0].astype(jnp.int32)
 
 
+@jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class TopP:
     """Nucleus sampling: the smallest set of tokens whose probability reaches p."""
@@ -52,8 +67,7 @@ class TopP:
     temperature: float = 1.0
 
     def __post_init__(self):
-        if not 0 < self.p <= 1:
-            raise ValueError(f"top-p needs 0 < p <= 1, got {self.p}")
+        _check(lambda p: 0 < p <= 1, self.p, f"top-p needs 0 < p <= 1, got {self.p}")
         Temperature(self.temperature)
 
     def __call__(self, logits, key):
