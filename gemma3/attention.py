@@ -36,29 +36,48 @@ class Attention(nnx.Module):
     ) -> tuple[Array, LayerKV | None]:
         """x [B, T, D]; mask [B, T, S]. Without a cache the keys are this call's own (S = T).
         With a cache and no write_index (prefill) the keys are still this call's own, and they
-        are also written to the cache; with write_index (decode) they are inserted first and
-        attention runs over the cache's slots."""
+        are also written to the cache. With write_index (decode, T = 1) attention runs over
+        the cache's slots as they were (mask [B, 1, S] says which are visible) plus this
+        step's own key, which is then written at write_index."""
         cos, sin = rope
         # QK-norm comes before RoPE; v is not normalised.
         q = apply_rope(self.q_norm(self.q_proj(x)), cos, sin)
         k = apply_rope(self.k_norm(self.k_proj(x)), cos, sin)
-        v = self.v_proj(x)
-        if cache is not None and write_index is None:
-            cache = cache.prefill(k, v)
-        elif cache is not None:
-            cache = cache.insert(k, v, write_index)
-            k, v = cache.keys.astype(q.dtype), cache.values.astype(q.dtype)
-        return self.o_proj(self._attend(q, k, v, mask)), cache
+        # The cache's layouts: keys [B, K, S, H], values [B, K, H, S].
+        k, v = k.transpose(0, 2, 1, 3), self.v_proj(x).transpose(0, 2, 3, 1)
+        if cache is None:
+            return self._attend(q, k, v, mask), None
+        if write_index is None:
+            return self._attend(q, k, v, mask), cache.prefill(k, v)
+        # Attention reads the old slots plus this step's key, then the key is written: XLA:CPU
+        # copied each cache buffer twice per step this way and four times when attending over
+        # the updated cache (batch 1, one kv head).
+        out = self._attend(q, cache.keys.astype(q.dtype), cache.values.astype(q.dtype), mask,
+                           new=(k, v))
+        return out, cache.insert(k, v, write_index)
 
-    def _attend(self, q: Array, k: Array, v: Array, mask: Array) -> Array:
+    def _attend(self, q: Array, k: Array, v: Array, mask: Array, new=None) -> Array:
+        """q [B, T, N, H]; k [B, K, S, H]; v [B, K, H, S]; mask [B, T, S] -> [B, T, D].
+        `new` (keys [B, K, T, H], values [B, K, H, T]) are extra keys every query sees."""
         b, t, n, h = q.shape
         q = q.reshape(b, t, self.num_kv_heads, n // self.num_kv_heads, h)  # query head n -> kv n//G
-        scores = jnp.einsum("BTKGH,BSKH->BKGTS", q, k).astype(jnp.float32)
+        scores = jnp.einsum("BTKGH,BKSH->BKGTS", q, k)
+        if new is not None:
+            scores = jnp.concatenate([scores, jnp.einsum("BTKGH,BKSH->BKGTS", q, new[0])], -1)
+            mask = jnp.concatenate([mask, jnp.ones(mask.shape[:2] + (t,), bool)], -1)
         # The scale multiplies in fp32 and rounds once to the activation dtype, as torch does
         # with a Python float (168**-0.5 for the 27b is not a bf16 number).
-        scores = (scores * self.scale).astype(q.dtype).astype(jnp.float32)
+        scores = (scores.astype(jnp.float32) * self.scale).astype(q.dtype).astype(jnp.float32)
         # Softmax in fp32; a finite fill keeps fully masked (padding) rows free of NaN.
         scores = jnp.where(mask[:, None, None], scores, jnp.finfo(jnp.float32).min)
         probs = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
-        out = jnp.einsum("BKGTS,BSKH->BTKGH", probs, v)
-        return out.reshape(b, t, n, h)
+        if new is None:
+            out = jnp.einsum("BKGTS,BKHS->BTKGH", probs, v)
+        else:
+            slots = k.shape[2]
+            out = (jnp.einsum("BKGTS,BKHS->BTKGH", probs[..., :slots], v)
+                   + jnp.einsum("BKGTS,BKHS->BTKGH", probs[..., slots:], new[1]))
+        # o_proj with the heads merged into one [N*H] axis: contracting N and H as two axes
+        # made XLA transpose the weight on every decode step.
+        kernel = self.o_proj.kernel[...]
+        return jnp.einsum("BTF,FD->BTD", out.reshape(b, t, n * h), kernel.reshape(n * h, -1))

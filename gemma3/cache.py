@@ -20,7 +20,9 @@ Array = jax.Array
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class LayerKV:
-    """Keys and values of one layer, [B, S, K, H]; keys are stored after RoPE."""
+    """Keys [B, K, S, H] and values [B, K, H, S] of one layer: each with its contracted axis
+    last, the layout XLA's attention dots want, so the cache is not transposed every step.
+    Keys are stored after RoPE."""
 
     keys: Array
     values: Array
@@ -28,40 +30,40 @@ class LayerKV:
 
     @property
     def slots(self) -> int:
-        return self.keys.shape[1]
+        return self.keys.shape[2]
 
     def prefill(self, k: Array, v: Array) -> LayerKV:
-        """Write the keys of array indices 0..T-1 (a ring keeps only the last `slots`)."""
-        length = k.shape[1]
+        """Write keys [B, K, T, H] and values [B, K, H, T] of array indices 0..T-1 (a ring keeps
+        only the last `slots`)."""
+        length = k.shape[2]
+        k, v = k.astype(self.keys.dtype), v.astype(self.values.dtype)
         if not self.ring:
             if length > self.slots:
                 raise ValueError(f"prompt of {length} tokens does not fit a cache of {self.slots}")
-            start = (0, 0, 0, 0)
-            return dataclasses.replace(
-                self,
-                keys=jax.lax.dynamic_update_slice(self.keys, k.astype(self.keys.dtype), start),
-                values=jax.lax.dynamic_update_slice(self.values, v.astype(self.keys.dtype), start),
-            )
+            return self._put(k, v, 0)
         kept = min(length, self.slots)
         slots = np.arange(length - kept, length) % self.slots
         return dataclasses.replace(
             self,
-            keys=self.keys.at[:, slots].set(k[:, length - kept:].astype(self.keys.dtype)),
-            values=self.values.at[:, slots].set(v[:, length - kept:].astype(self.keys.dtype)),
+            keys=self.keys.at[:, :, slots].set(k[:, :, length - kept:]),
+            values=self.values.at[:, :, :, slots].set(v[:, :, :, length - kept:]),
         )
 
     def insert(self, k: Array, v: Array, index: Array) -> LayerKV:
-        """Write one step's keys [B, 1, K, H] for array index `index` (a traced scalar)."""
+        """Write one step (keys [B, K, 1, H], values [B, K, H, 1]) for array index `index`."""
         slot = index % self.slots if self.ring else index
-        start = (0, slot, 0, 0)
+        return self._put(k.astype(self.keys.dtype), v.astype(self.values.dtype), slot)
+
+    def _put(self, k: Array, v: Array, slot) -> LayerKV:
         return dataclasses.replace(
             self,
-            keys=jax.lax.dynamic_update_slice(self.keys, k.astype(self.keys.dtype), start),
-            values=jax.lax.dynamic_update_slice(self.values, v.astype(self.keys.dtype), start),
+            keys=jax.lax.dynamic_update_slice(self.keys, k, (0, 0, slot, 0)),
+            values=jax.lax.dynamic_update_slice(self.values, v, (0, 0, 0, slot)),
         )
 
     def slot_indices(self, index: Array) -> Array:
-        """[S]: the array index each slot holds once `index` is written (negative: never written)."""
+        """[S]: the array index each slot holds once `index` is written (negative: never
+        written; for a linear cache, slots beyond `index` are not written yet either)."""
         slots = jnp.arange(self.slots)
         if not self.ring:
             return slots
@@ -87,8 +89,9 @@ class KVCache:
         for layer_type in cfg.layer_types:
             ring = layer_type != GLOBAL and cfg.sliding_window < max_length
             slots = cfg.sliding_window if ring else max_length
-            shape = (batch, slots, cfg.num_key_value_heads, cfg.head_dim)
-            layers.append(LayerKV(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype), ring))
+            k, h = cfg.num_key_value_heads, cfg.head_dim
+            layers.append(LayerKV(jnp.zeros((batch, k, slots, h), dtype),
+                                  jnp.zeros((batch, k, h, slots), dtype), ring))
         return cls(tuple(layers), jnp.zeros((batch, max_length), bool), jnp.zeros((), jnp.int32))
 
 

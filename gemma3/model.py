@@ -162,9 +162,12 @@ class Gemma3(nnx.Module):
         }
 
     def _decode_mask(self, cache: KVCache, index, layer_type):
+        """[B, 1, S]: which cache slots, as they are before `index` is written, the query at
+        `index` sees (its own key is attended separately)."""
         layer = cache.layers[self.config.text.layer_types.index(layer_type)]
-        slot_index = layer.slot_indices(index)
-        valid = jnp.take(cache.key_valid, jnp.clip(slot_index, 0), axis=1) & (slot_index >= 0)
+        slot_index = layer.slot_indices(index - 1)
+        written = (slot_index >= 0) & (slot_index < index)
+        valid = jnp.take(cache.key_valid, jnp.clip(slot_index, 0), axis=1) & written
         window = self.config.text.sliding_window if layer_type == SLIDING else None
         return causal_mask(index[None], slot_index, valid, window)
 

@@ -217,9 +217,10 @@ def activation_sharding(letters: str, shape, mesh: Mesh) -> NamedSharding:
 
 
 def cache_shardings(cache, mesh: Mesh):
-    """A pytree of NamedShardings matching a KVCache: keys/values [B, S, K, H] split on batch
-    (fsdp) and kv heads (tp) where those divide, else replicated; key_valid [B, S] on batch."""
-    letters = {4: "BSKH", 2: "BS", 0: ""}
+    """A pytree of NamedShardings matching a KVCache: keys [B, K, S, H] and values
+    [B, K, H, S] split on batch (fsdp) and kv heads (tp) where those divide, else replicated;
+    key_valid [B, S] on batch."""
+    letters = {4: "BK__", 2: "BS", 0: ""}
     return jax.tree.map(lambda x: activation_sharding(letters[x.ndim], x.shape, mesh), cache)
 
 

@@ -324,7 +324,7 @@ def test_sharded_images_match_one_device(parity):
 
 def test_cache_constraint_splits_batch_and_divisible_kv_heads(parity):
     assert parity["cache"]["kv1"]["keys"] == ["fsdp", None, None, None]  # K replicated
-    assert parity["cache"]["kv8"]["keys"] == ["fsdp", None, "tp", None]
+    assert parity["cache"]["kv8"]["keys"] == ["fsdp", "tp", None, None]  # [B, K, S, H]
     assert parity["cache"]["kv8"]["key_valid"] == ["fsdp", None]
 
 
