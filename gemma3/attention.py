@@ -17,10 +17,10 @@ Array = jax.Array
 class Attention(nnx.Module):
     def __init__(self, cfg: TextConfig, *, dtype, rngs: nnx.Rngs):
         d, n, k, h = cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
-        self.q_proj = Projection("BTD,DNH->BTNH", (d, n, h), dtype=dtype, rngs=rngs)
-        self.k_proj = Projection("BSD,DKH->BSKH", (d, k, h), dtype=dtype, rngs=rngs)
-        self.v_proj = Projection("BSD,DKH->BSKH", (d, k, h), dtype=dtype, rngs=rngs)
-        self.o_proj = Projection("BTNH,NHD->BTD", (n, h, d), dtype=dtype, rngs=rngs)
+        self.q_proj = Projection("BTD,NHD->BTNH", (n, h, d), dtype=dtype, rngs=rngs)
+        self.k_proj = Projection("BSD,KHD->BSKH", (k, h, d), dtype=dtype, rngs=rngs)
+        self.v_proj = Projection("BSD,KHD->BSKH", (k, h, d), dtype=dtype, rngs=rngs)
+        self.o_proj = Projection("BTNH,DNH->BTD", (d, n, h), dtype=dtype, rngs=rngs)
         self.q_norm = RMSNorm(h, cfg.rms_norm_eps, dtype=dtype)
         self.k_norm = RMSNorm(h, cfg.rms_norm_eps, dtype=dtype)
         self.scale = cfg.attention_scale
@@ -77,7 +77,4 @@ class Attention(nnx.Module):
             slots = k.shape[2]
             out = (jnp.einsum("BKGTS,BKHS->BTKGH", probs[..., :slots], v)
                    + jnp.einsum("BKGTS,BKHS->BTKGH", probs[..., slots:], new[1]))
-        # o_proj with the heads merged into one [N*H] axis: contracting N and H as two axes
-        # made XLA transpose the weight on every decode step.
-        kernel = self.o_proj.kernel[...]
-        return jnp.einsum("BTF,FD->BTD", out.reshape(b, t, n * h), kernel.reshape(n * h, -1))
+        return self.o_proj(out.reshape(b, t, n, h))

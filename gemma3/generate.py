@@ -105,18 +105,23 @@ def _stop_array(stop_ids) -> np.ndarray:
     return np.asarray(stop_ids + [-1] * (MAX_STOP_IDS - len(stop_ids)), np.int32)
 
 
-@nnx.jit(static_argnames="cache_length")
 def prefill(model, input_ids, attention_mask, *, cache_length: int, pixel_values=None,
             token_type_ids=None):
     """Compiled prefill into a fresh cache: (last-position logits [B, V], cache)."""
-    cache = KVCache.create(model.config.text, input_ids.shape[0], cache_length, model.dtype)
-    return model.prefill(input_ids, attention_mask, cache, pixel_values, token_type_ids)
+    graphdef, state = nnx.split(model)
+    return _prefill(graphdef, state, input_ids, attention_mask, pixel_values, token_type_ids,
+                    cache_length=cache_length)
 
 
-@nnx.jit(donate_argnums=3)
 def decode_step(model, tokens, positions, cache):
     """One compiled decode step, tokens and positions [B, 1]: (logits [B, V], cache)."""
-    return model.decode(tokens, positions, cache)
+    graphdef, state = nnx.split(model)
+    return _decode_step(graphdef, state, tokens, positions, cache)
+
+
+@partial(jax.jit, static_argnums=0, donate_argnums=4)
+def _decode_step(graphdef, state, tokens, positions, cache):
+    return nnx.merge(graphdef, state).decode(tokens, positions, cache)
 
 
 def _check_prompt(model, input_ids, attention_mask, max_new_tokens):

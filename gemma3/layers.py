@@ -8,6 +8,8 @@ Axis alphabet, used in every einsum string of this package:
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -29,15 +31,38 @@ class RMSNorm(nnx.Module):
         return (normed * (1.0 + self.weight[...].astype(jnp.float32))).astype(x.dtype)
 
 
+def contracted_axes(equation: str) -> int:
+    """How many trailing axes an `x,kernel->out` projection contracts; the kernel must list its
+    output axes first and the contracted ones last, in x's order ('BTNH,DNH->BTD': 2)."""
+    x_axes, kernel_axes = equation.split("->")[0].split(",")
+    n = len([a for a in kernel_axes if a in x_axes])
+    if x_axes[len(x_axes) - n:] != kernel_axes[len(kernel_axes) - n:]:
+        raise ValueError(f"{equation}: the kernel's contracted axes must come last, as in x")
+    return n
+
+
+def project(x: Array, kernel: Array, in_axes: int, **dot_options) -> Array:
+    """x [..., *in] with kernel [*out, *in] -> [..., *out], as one 2-D dot. Written as a
+    multi-axis einsum, XLA transposed the weight inside every call."""
+    lead, out = x.shape[:x.ndim - in_axes], kernel.shape[:kernel.ndim - in_axes]
+    flat_kernel = kernel.reshape(math.prod(out), -1)
+    y = jnp.einsum("...i,oi->...o", x.reshape(*lead, -1), flat_kernel, **dot_options)
+    return y.reshape(*lead, *out)
+
+
 class Projection(nnx.Module):
-    """A bias-free linear map written as an einsum over named axes (see the alphabet above)."""
+    """A bias-free linear map; `equation` names its axes (see the alphabet above).
+
+    Kernels keep torch's [out, in] order (output axes first, the contracted ones last): the
+    layout XLA's dots want, so no program transposes a weight, and loading is a copy."""
 
     def __init__(self, equation: str, shape: tuple[int, ...], *, dtype, rngs: nnx.Rngs):
         self.equation = equation
+        self.in_axes = contracted_axes(equation)
         self.kernel = nnx.Param(0.02 * jax.random.normal(rngs.params(), shape, dtype))
 
     def __call__(self, x: Array) -> Array:
-        return jnp.einsum(self.equation, x, self.kernel[...])
+        return project(x, self.kernel[...], self.in_axes)
 
 
 class Embedder(nnx.Module):
@@ -68,9 +93,9 @@ class MLP(nnx.Module):
     """GeGLU feed-forward: down(gelu_tanh(gate(x)) * up(x))."""
 
     def __init__(self, width: int, hidden: int, *, dtype, rngs: nnx.Rngs):
-        self.gate_proj = Projection("BTD,DF->BTF", (width, hidden), dtype=dtype, rngs=rngs)
-        self.up_proj = Projection("BTD,DF->BTF", (width, hidden), dtype=dtype, rngs=rngs)
-        self.down_proj = Projection("BTF,FD->BTD", (hidden, width), dtype=dtype, rngs=rngs)
+        self.gate_proj = Projection("BTD,FD->BTF", (hidden, width), dtype=dtype, rngs=rngs)
+        self.up_proj = Projection("BTD,FD->BTF", (hidden, width), dtype=dtype, rngs=rngs)
+        self.down_proj = Projection("BTF,DF->BTD", (width, hidden), dtype=dtype, rngs=rngs)
 
     def __call__(self, x: Array) -> Array:
         return self.down_proj(gelu_tanh(self.gate_proj(x)) * self.up_proj(x))

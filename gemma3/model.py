@@ -102,8 +102,9 @@ class Gemma3(nnx.Module):
             from gemma3.vision import check_image_inputs
 
             check_image_inputs(self, input_ids, pixel_values, token_type_ids)
-        return _forward(self, input_ids, jnp.asarray(attention_mask), positions, pixel_values,
-                        token_type_ids, return_hidden_states)
+        graphdef, state = nnx.split(self)
+        return _forward(graphdef, state, input_ids, jnp.asarray(attention_mask), positions,
+                        pixel_values, token_type_ids, return_hidden_states)
 
     def embed(self, input_ids, pixel_values=None, token_type_ids=None):
         """Token embeddings, with image features merged in at image-token positions."""
@@ -172,9 +173,12 @@ class Gemma3(nnx.Module):
         return causal_mask(index[None], slot_index, valid, window)
 
 
-@partial(nnx.jit, static_argnames="return_hidden_states")
-def _forward(model: Gemma3, input_ids, attention_mask, positions, pixel_values, token_type_ids,
+# jax.jit over the split state rather than nnx.jit: nnx.jit returns the module's state as
+# outputs, and XLA copied every weight into them on each call.
+@partial(jax.jit, static_argnums=(0, 7))
+def _forward(graphdef, state, input_ids, attention_mask, positions, pixel_values, token_type_ids,
              return_hidden_states):
+    model = nnx.merge(graphdef, state)
     logits, hidden = model.forward(input_ids, attention_mask, positions, pixel_values,
                                    token_type_ids)
     return (logits, hidden) if return_hidden_states else logits

@@ -49,16 +49,16 @@ REPLICATE_IF_INDIVISIBLE = frozenset("KB")  # the GQA policy above; batch sizes 
 WEIGHT_AXES = {
     "language_model": {
         ("embed_tokens", "weight"): "VD",
-        ("q_proj", "kernel"): "DNH", ("k_proj", "kernel"): "DKH", ("v_proj", "kernel"): "DKH",
-        ("o_proj", "kernel"): "NHD",
-        ("gate_proj", "kernel"): "DF", ("up_proj", "kernel"): "DF", ("down_proj", "kernel"): "FD",
+        ("q_proj", "kernel"): "NHD", ("k_proj", "kernel"): "KHD", ("v_proj", "kernel"): "KHD",
+        ("o_proj", "kernel"): "DNH",
+        ("gate_proj", "kernel"): "FD", ("up_proj", "kernel"): "FD", ("down_proj", "kernel"): "DF",
     },
     "vision_tower": {
         ("patch_embedding", "kernel"): "___C", ("position_embedding", "weight"): "PC",
-        ("q_proj", "kernel"): "CNH", ("k_proj", "kernel"): "CNH", ("v_proj", "kernel"): "CNH",
+        ("q_proj", "kernel"): "NHC", ("k_proj", "kernel"): "NHC", ("v_proj", "kernel"): "NHC",
         ("q_proj", "bias"): "NH", ("k_proj", "bias"): "NH", ("v_proj", "bias"): "NH",
-        ("out_proj", "kernel"): "NHC",
-        ("fc1", "kernel"): "CF", ("fc1", "bias"): "F", ("fc2", "kernel"): "FC",
+        ("out_proj", "kernel"): "CNH",
+        ("fc1", "kernel"): "FC", ("fc1", "bias"): "F", ("fc2", "kernel"): "CF",
     },
     # [C, D]: D on fsdp as in the decoder; C (1152) stays whole, fsdp cannot split both.
     "multi_modal_projector": {("multi_modal_projector", "mm_input_projection_weight"): "_D"},

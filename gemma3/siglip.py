@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from gemma3.config import VisionConfig
-from gemma3.layers import gelu_tanh
+from gemma3.layers import contracted_axes, gelu_tanh, project
 
 Array = jax.Array
 
@@ -47,12 +47,13 @@ class Dense(nnx.Module):
     def __init__(self, equation: str, shape: tuple[int, ...], bias_shape: tuple[int, ...], *,
                  dtype, rngs: nnx.Rngs):
         self.equation = equation
+        self.in_axes = contracted_axes(equation)
         self.kernel = _normal(rngs, shape, dtype)
         self.bias = nnx.Param(jnp.zeros(bias_shape, dtype))
 
     def __call__(self, x: Array) -> Array:
         # Accumulate in fp32 and add the bias before the single rounding, as torch's addmm does.
-        y = jnp.einsum(self.equation, x, self.kernel[...], preferred_element_type=jnp.float32)
+        y = project(x, self.kernel[...], self.in_axes, preferred_element_type=jnp.float32)
         return (y + self.bias[...].astype(jnp.float32)).astype(x.dtype)
 
 
@@ -99,10 +100,10 @@ class SelfAttention(nnx.Module):
 
     def __init__(self, cfg: VisionConfig, *, dtype, rngs: nnx.Rngs):
         c, n, h = cfg.hidden_size, cfg.num_attention_heads, cfg.head_dim
-        self.q_proj = Dense("IPC,CNH->IPNH", (c, n, h), (n, h), dtype=dtype, rngs=rngs)
-        self.k_proj = Dense("IPC,CNH->IPNH", (c, n, h), (n, h), dtype=dtype, rngs=rngs)
-        self.v_proj = Dense("IPC,CNH->IPNH", (c, n, h), (n, h), dtype=dtype, rngs=rngs)
-        self.out_proj = Dense("IPNH,NHC->IPC", (n, h, c), (c,), dtype=dtype, rngs=rngs)
+        self.q_proj = Dense("IPC,NHC->IPNH", (n, h, c), (n, h), dtype=dtype, rngs=rngs)
+        self.k_proj = Dense("IPC,NHC->IPNH", (n, h, c), (n, h), dtype=dtype, rngs=rngs)
+        self.v_proj = Dense("IPC,NHC->IPNH", (n, h, c), (n, h), dtype=dtype, rngs=rngs)
+        self.out_proj = Dense("IPNH,CNH->IPC", (c, n, h), (c,), dtype=dtype, rngs=rngs)
         self.scale = h**-0.5
 
     def __call__(self, x: Array) -> Array:
@@ -118,8 +119,8 @@ class SelfAttention(nnx.Module):
 class MLP(nnx.Module):
     def __init__(self, cfg: VisionConfig, *, dtype, rngs: nnx.Rngs):
         c, f = cfg.hidden_size, cfg.intermediate_size
-        self.fc1 = Dense("IPC,CF->IPF", (c, f), (f,), dtype=dtype, rngs=rngs)
-        self.fc2 = Dense("IPF,FC->IPC", (f, c), (c,), dtype=dtype, rngs=rngs)
+        self.fc1 = Dense("IPC,FC->IPF", (f, c), (f,), dtype=dtype, rngs=rngs)
+        self.fc2 = Dense("IPF,CF->IPC", (c, f), (c,), dtype=dtype, rngs=rngs)
 
     def __call__(self, x: Array) -> Array:
         h = self.fc1(x)

@@ -15,7 +15,7 @@ from flax import nnx
 from gemma3.config import Gemma3Config, VisionConfig
 from gemma3.layers import RMSNorm
 from gemma3.siglip import VisionTower
-from gemma3.weights import CONV, COPY, LINEAR, LINEAR_2D_IN, Rule, Transform
+from gemma3.weights import CONV, COPY, LINEAR, LINEAR_HEADS_OUT, Rule, Transform
 
 Array = jax.Array
 
@@ -154,9 +154,10 @@ VISION_RULES = (
     Rule(_V + r"embeddings\.position_embedding\.weight",
          "vision_tower.embeddings.position_embedding.weight"),
     Rule(_VL + r"(?P<n>layer_norm[12])\.(?P<w>weight|bias)", _VP + "{n}.{w}"),
-    Rule(_VL + r"self_attn\.(?P<p>[qkv])_proj\.weight", _VP + "self_attn.{p}_proj.kernel", LINEAR),
+    Rule(_VL + r"self_attn\.(?P<p>[qkv])_proj\.weight", _VP + "self_attn.{p}_proj.kernel",
+         LINEAR_HEADS_OUT),
     Rule(_VL + r"self_attn\.(?P<p>[qkv])_proj\.bias", _VP + "self_attn.{p}_proj.bias", _HEAD_BIAS),
-    Rule(_VL + r"self_attn\.out_proj\.weight", _VP + "self_attn.out_proj.kernel", LINEAR_2D_IN),
+    Rule(_VL + r"self_attn\.out_proj\.weight", _VP + "self_attn.out_proj.kernel", LINEAR),
     Rule(_VL + r"self_attn\.out_proj\.bias", _VP + "self_attn.out_proj.bias"),
     Rule(_VL + r"mlp\.(?P<p>fc[12])\.weight", _VP + "mlp.{p}.kernel", LINEAR),
     Rule(_VL + r"mlp\.(?P<p>fc[12])\.bias", _VP + "mlp.{p}.bias"),

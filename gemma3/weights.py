@@ -44,21 +44,22 @@ class Transform:
     source_shape: Callable[[tuple[int, ...]], tuple[int, ...]]
 
 
-def _linear(in_axes: int) -> Transform:
-    """torch Linear weight [out, in] -> einsum kernel [*in_dims, *out_dims]."""
+def _linear(out_axes: int) -> Transform:
+    """torch Linear weight [out, in] -> kernel [*out_dims, *in_dims]: the same bytes, only the
+    out axis split into named ones (heads), so loading copies without transposing."""
 
     def apply(w: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-        return w.T.reshape(shape)
+        return w.reshape(shape)
 
     def source(shape: tuple[int, ...]) -> tuple[int, ...]:
-        return (int(np.prod(shape[in_axes:])), int(np.prod(shape[:in_axes])))
+        return (int(np.prod(shape[:out_axes])), int(np.prod(shape[out_axes:])))
 
-    return Transform(f"linear(in_axes={in_axes})", apply, source)
+    return Transform(f"linear(out_axes={out_axes})", apply, source)
 
 
 COPY = Transform("copy", lambda w, shape: w.reshape(shape), lambda shape: shape)
 LINEAR = _linear(1)
-LINEAR_2D_IN = _linear(2)  # o_proj: kernel [N, H, D] from [D, N*H]
+LINEAR_HEADS_OUT = _linear(2)  # q/k/v: kernel [N, H, D] from [N*H, D]
 # Conv weight OIHW -> HWIO (flax Conv kernel).
 CONV = Transform("conv", lambda w, shape: w.transpose(2, 3, 1, 0).reshape(shape),
                  lambda shape: (shape[3], shape[2], shape[0], shape[1]))
@@ -85,9 +86,9 @@ TEXT_RULES = (
     Rule(r"language_model\.embed_tokens\.weight", "language_model.embed_tokens.weight"),
     Rule(r"language_model\.norm\.weight", "language_model.norm.weight"),
     Rule(_LAYER + r"self_attn\.(?P<p>[qkv])_proj\.weight",
-         "language_model.layers.{i}.self_attn.{p}_proj.kernel", LINEAR),
+         "language_model.layers.{i}.self_attn.{p}_proj.kernel", LINEAR_HEADS_OUT),
     Rule(_LAYER + r"self_attn\.o_proj\.weight",
-         "language_model.layers.{i}.self_attn.o_proj.kernel", LINEAR_2D_IN),
+         "language_model.layers.{i}.self_attn.o_proj.kernel", LINEAR),
     Rule(_LAYER + r"self_attn\.(?P<p>[qk])_norm\.weight",
          "language_model.layers.{i}.self_attn.{p}_norm.weight"),
     Rule(_LAYER + r"mlp\.(?P<p>gate|up|down)_proj\.weight",

@@ -48,18 +48,18 @@ TEXT = {"vocab_size": 320, "hidden_size": 64, "intermediate_size": 128, "num_att
 # Expected shard shapes per mesh (global: q [64,8,16] k [64,1,16] o [8,16,64] gate [64,128]
 # down [128,64] embed [320,64]).
 TEXT_SHARDS = {
-    (8, 1): {"q_proj": [8, 8, 16], "k_proj": [8, 1, 16], "o_proj": [8, 16, 8],
-             "gate_proj": [8, 128], "down_proj": [128, 8], "embed": [320, 8]},
-    (1, 8): {"q_proj": [64, 1, 16], "k_proj": [64, 1, 16], "o_proj": [1, 16, 64],
-             "gate_proj": [64, 16], "down_proj": [16, 64], "embed": [40, 64]},
-    (2, 4): {"q_proj": [32, 2, 16], "k_proj": [32, 1, 16], "o_proj": [2, 16, 32],
+    (8, 1): {"q_proj": [8, 16, 8], "k_proj": [1, 16, 8], "o_proj": [8, 8, 16],
+             "gate_proj": [128, 8], "down_proj": [8, 128], "embed": [320, 8]},
+    (1, 8): {"q_proj": [1, 16, 64], "k_proj": [1, 16, 64], "o_proj": [64, 1, 16],
+             "gate_proj": [16, 64], "down_proj": [64, 16], "embed": [40, 64]},
+    (2, 4): {"q_proj": [2, 16, 32], "k_proj": [1, 16, 32], "o_proj": [32, 2, 16],
              "gate_proj": [32, 32], "down_proj": [32, 32], "embed": [80, 32]},
 }
 # tests/vision_fixtures on (fsdp 4, tp 2): text D 64, N 4, K 2, H 16, V 330; vision C 32, N 4,
 # H 8, F 48. Here the two kv heads are split on tp.
-IMAGE_SHARDS = {"q_proj": [16, 2, 16], "k_proj": [16, 1, 16], "o_proj": [2, 16, 16],
-                "gate_proj": [16, 48], "down_proj": [48, 16], "embed": [165, 16],
-                "vision_q": [8, 2, 8], "vision_fc1": [8, 24], "projector": [32, 16]}
+IMAGE_SHARDS = {"q_proj": [2, 16, 16], "k_proj": [1, 16, 16], "o_proj": [16, 2, 16],
+                "gate_proj": [48, 16], "down_proj": [16, 48], "embed": [165, 16],
+                "vision_q": [2, 8, 8], "vision_fc1": [24, 8], "projector": [32, 16]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,9 +133,9 @@ def tiny_text(heads: int, kv_heads: int) -> Gemma3Config:
 def test_kv_heads_replicate_when_tp_does_not_divide_them():
     specs = sharding.parameter_specs(abstract(tiny_text(8, 1)), {"fsdp": 2, "tp": 8})
     layer = ("language_model", "layers", 0, "self_attn")
-    assert specs[(*layer, "q_proj", "kernel")] == P("fsdp", "tp", None)
-    assert specs[(*layer, "k_proj", "kernel")] == P("fsdp", None, None)
-    assert specs[(*layer, "o_proj", "kernel")] == P("tp", None, "fsdp")
+    assert specs[(*layer, "q_proj", "kernel")] == P("tp", None, "fsdp")  # [N, H, D]
+    assert specs[(*layer, "k_proj", "kernel")] == P(None, None, "fsdp")  # [K, H, D]
+    assert specs[(*layer, "o_proj", "kernel")] == P("fsdp", "tp", None)  # [D, N, H]
 
 
 def test_indivisible_mesh_names_the_parameter():
@@ -344,7 +344,7 @@ def test_multihost_two_processes(children, parity):
     for i, result in enumerate(results):
         assert (result["joined"], result["process"], result["processes"]) == (True, i, 2)
         assert (result["devices"], result["local_devices"]) == (4, 2)
-        assert result["shards"]["q_proj"]["shard"] == [32, 4, 16]  # fsdp 2, tp 2
+        assert result["shards"]["q_proj"]["shard"] == [4, 16, 32]  # fsdp 2, tp 2
         arrays = np.load(children[f"process{i}"].out.with_suffix(".npz"))
         diff = np.abs(arrays["logits"] - reference["logits"]).max()
         assert diff <= RELATIVE_TOL * np.abs(reference["logits"]).max()

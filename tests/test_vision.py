@@ -295,7 +295,7 @@ def test_released_multimodal_sizes_have_the_published_parameter_counts(size, tot
     assert count(projector) == 1152 * (cfg.text.hidden_size + 1)
     layer = model.vision_tower.encoder.layers[0]
     assert len(model.vision_tower.encoder.layers) == 27
-    assert layer.self_attn.q_proj.kernel.shape == (1152, 16, 72)
+    assert layer.self_attn.q_proj.kernel.shape == (16, 72, 1152)  # [N, H, C], torch order
     assert model.vision_tower.embeddings.patch_embedding.kernel.shape == (14, 14, 3, 1152)
     assert model.vision_tower.embeddings.position_embedding.weight.shape == (4096, 1152)
     assert model.multi_modal_projector.mm_input_projection_weight.shape == (
