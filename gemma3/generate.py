@@ -61,6 +61,10 @@ def generate(
     does not fit it, or the model's max_position_embeddings, is an error, never a truncation.
     """
     input_ids, attention_mask = _check_prompt(model, input_ids, attention_mask, max_new_tokens)
+    if pixel_values is not None:  # needs concrete ids: checked here, before compiling
+        from gemma3.vision import check_image_inputs
+
+        check_image_inputs(model, input_ids, pixel_values, token_type_ids)
     sampler = Greedy() if sampler is None else sampler
     prompt_len = int(attention_mask.sum(axis=1).max())
     bucket = max(PROMPT_BUCKET_MIN, 1 << (input_ids.shape[1] - 1).bit_length())

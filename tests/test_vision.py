@@ -28,6 +28,7 @@ from transformers.models.gemma3.modeling_gemma3 import (
 
 import gemma3
 from gemma3.config import GLOBAL, SLIDING
+from gemma3.generate import generate
 from gemma3.masks import causal_mask
 from gemma3.model import Gemma3
 from tests.vision_fixtures import (
@@ -250,6 +251,12 @@ def test_image_count_must_match_the_blocks(ours, inputs):
         ours(short, mask, pixel_values=pixels)
 
 
+def test_generate_checks_the_image_count_too(ours, inputs):
+    ids, mask, tt, pixels = inputs
+    with pytest.raises(ValueError, match=r"holds 2 image\(s\), but input_ids has 3 block\(s\)"):
+        generate(ours, ids, mask, max_new_tokens=2, pixel_values=pixels[:2], token_type_ids=tt)
+
+
 def test_wrong_pixel_shape_says_what_is_expected(ours, inputs):
     ids, mask, tt, pixels = inputs
     nhwc = pixels.transpose(0, 2, 3, 1)
@@ -309,8 +316,6 @@ def test_released_multimodal_sizes_have_the_published_parameter_counts(size, tot
 
 def test_greedy_generation_with_images_matches_transformers(reference, ours, inputs):
     """The bidirectional image mask in the prefill, causal decode steps over the cache."""
-    from gemma3.generate import generate
-
     ids, mask, tt, pixels = inputs
     with torch.no_grad():
         expected = reference[0].generate(
