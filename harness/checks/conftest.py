@@ -1,0 +1,201 @@
+"""Fixtures of the checks. `python -m harness` runs this directory once per model, in its own
+process, with HARNESS_RUN naming a JSON run spec (harness/runner.py writes it): the model, the
+dtypes that fit, the checkpoint, the reference outputs per dtype, the planner's predictions.
+
+Every check is parametrized by `case`, whose id `<model id>-<dtype>` is the key the matrix
+joins on (test_logits[gemma-3-1b-it-bfloat16]). The JAX model is loaded once per case
+(session scope: pytest keeps one case's model at a time and frees it before the next).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import os
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from gemma3 import sharding
+from harness import memory, registry
+from harness.greedy import greedy_parity
+from harness.prompts import make_prompts
+from harness.reference import load_outputs
+from harness.thresholds import bounds
+
+RUN_ENV = "HARNESS_RUN"
+# Checks run in this order within a case; memory last, so its peak covers all the others.
+CHECK_ORDER = ("load", "logits", "generate", "batch", "multimodal", "speed", "memory")
+DTYPE_ORDER = ("bfloat16", "float32")  # smaller first: a lifetime peak stays per-dtype
+MARKERS = {
+    "multimodal_only": "a check that needs the vision tower (4b and up)",
+}
+
+# fp32 parity means full-precision matmuls (XLA on GPU would use TF32 by default).
+jax.config.update("jax_default_matmul_precision", "highest")
+# On a multi-host slice or cluster (its environment variables set), join it before any device
+# is touched; on one host this does nothing.
+sharding.initialize_distributed()
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    model: str
+    dtype: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.model}-{self.dtype}"
+
+    @property
+    def spec(self) -> registry.ModelSpec:
+        return registry.get(self.model)
+
+
+def run_spec() -> dict | None:
+    path = os.environ.get(RUN_ENV)
+    return json.loads(Path(path).read_text("utf-8")) if path else None
+
+
+def pytest_configure(config):
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+
+
+def pytest_generate_tests(metafunc):
+    if "case" not in metafunc.fixturenames:
+        return
+    spec = run_spec()
+    if spec is None:
+        skip = pytest.mark.skip(reason=f"harness checks need {RUN_ENV}; run `python -m harness`")
+        metafunc.parametrize("case", [pytest.param(None, marks=skip, id="no-run")],
+                             scope="session")
+        return
+    cases = [Case(spec["model"], d) for d in spec["dtypes"]]
+    metafunc.parametrize("case", cases, ids=[c.id for c in cases], scope="session")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    spec = run_spec()
+    if spec is None:
+        return
+    # A check that needs the vision tower is not collected for a text-only model.
+    keep, drop = [], []
+    for item in items:
+        text_only = not registry.get(spec["model"]).multimodal
+        (drop if text_only and item.get_closest_marker("multimodal_only") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+    keep.sort(key=_order)
+    items[:] = keep
+
+
+def _order(item) -> tuple:
+    case = item.callspec.params.get("case") if hasattr(item, "callspec") else None
+    check = item.originalname.removeprefix("test_")
+    return (DTYPE_ORDER.index(case.dtype) if case else -1,
+            CHECK_ORDER.index(check) if check in CHECK_ORDER else len(CHECK_ORDER))
+
+
+@pytest.fixture(scope="session")
+def run() -> dict:
+    spec = run_spec()
+    if spec is None:
+        pytest.skip(f"harness checks need {RUN_ENV}; run `python -m harness`")
+    return spec
+
+
+@dataclasses.dataclass
+class Loaded:
+    model: object | None
+    seconds: float
+    error: str | None
+    checkpoint_bytes: int
+
+
+@pytest.fixture(scope="session")
+def loaded(case, run):
+    """The JAX model of this case, or the load error (reported by the load check)."""
+    import gemma3
+
+    gc.collect()
+    memory.reset_peak()  # this dtype's peak starts here
+    path = Path(run["checkpoint"])
+    size = sum(p.stat().st_size for p in path.glob("*.safetensors"))
+    start = time.perf_counter()
+    try:
+        # Several devices: the sharded path over all of them (fsdp), so results land in the
+        # (Nx) columns; one device: the plain path.
+        model = gemma3.from_pretrained(path, dtype=case.dtype, mesh=sharding.default_mesh())
+        error = None
+    except Exception as e:  # noqa: BLE001 - reported by test_load with its message
+        model, error = None, f"{type(e).__name__}: {e}"
+    result = Loaded(model, time.perf_counter() - start, error, size)
+    yield result
+    result.model = None
+    gc.collect()
+
+
+@pytest.fixture(scope="session")
+def model(loaded):
+    if loaded.model is None:
+        pytest.fail(f"the model did not load, so this check cannot run: {loaded.error}")
+    return loaded.model
+
+
+@pytest.fixture(scope="session")
+def reference(case, run) -> dict[str, np.ndarray]:
+    return load_outputs(Path(run["reference_dirs"][case.dtype]))
+
+
+@pytest.fixture(scope="session")
+def prompts(case, run):
+    return make_prompts(case.spec.config(), run["seed"])
+
+
+@pytest.fixture(scope="session")
+def limits(case, run):
+    return bounds(case.dtype, run["backend"])
+
+
+@pytest.fixture(scope="session")
+def logit_scale(reference) -> float:
+    """The reference's logit scale (max |logit| of the logits prompt): bounds are relative."""
+    return float(np.abs(reference["logits"]).max())
+
+
+@pytest.fixture(scope="session")
+def greedy(model, reference, prompts, limits, logit_scale):
+    """One greedy generation crossing the sliding window, shared by generate and speed."""
+    return greedy_parity(model, prompts.generate, reference["gen_tokens"],
+                         reference["gen_margin"], limits.tie_rel * logit_scale)
+
+
+@pytest.fixture
+def record(json_metadata, case, request):
+    """record(measurements): stores {model, dtype, check, measurements} for the result file."""
+    check = request.node.originalname.removeprefix("test_")
+
+    def store(measurements: dict) -> None:
+        json_metadata.update({"model": case.model, "dtype": case.dtype, "check": check,
+                              "measurements": _finite(measurements)})
+    return store
+
+
+def _finite(values: dict) -> dict:
+    """Numbers only, NaN/inf as null (the result schema refuses non-finite numbers)."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, bool) or value is None:
+            out[key] = None if value is None else int(value)
+        elif isinstance(value, (int, np.integer)):
+            out[key] = int(value)
+        else:
+            value = float(value)
+            out[key] = value if np.isfinite(value) else None
+    return out

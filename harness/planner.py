@@ -1,0 +1,170 @@
+"""Predicts the memory a model's checks need, before anything is loaded, and refuses what
+cannot fit: "not supported: needs X GiB > has Y GiB", per dtype.
+
+The JAX process needs: parameters in the dtype, the KV cache of the longest generation
+(gemma3.cache.cache_bytes), activations of the longest prompt, the logits and reference arrays
+it compares, a runtime overhead (the Python/JAX/XLA process and its compiled programs), and on
+XLA:CPU float32 working copies of the weights (WEIGHT_COPIES, measured). The reference
+process needs the torch model in the dtype, its logits and hidden states, and the
+torch/transformers runtime. The two never run at the same time, so a dtype
+fits when each of them fits the memory available: device memory for the JAX side on an
+accelerator (host RAM on CPU), and host RAM or the GPU torch sees for the reference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import ml_dtypes
+import numpy as np
+
+from gemma3.cache import cache_bytes
+from gemma3.config import Gemma3Config
+from harness.prompts import BATCH_LENGTHS, GENERATE_TOKENS, LOGITS_TOKENS, make_prompts
+
+GiB = 2**30
+DTYPES = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(ml_dtypes.bfloat16)}
+ITEMSIZE = {name: d.itemsize for name, d in DTYPES.items()}
+# The process with jax, flax, numpy and the compiled programs of the checks.
+JAX_OVERHEAD = {"cpu": int(1.2 * GiB), None: int(1.0 * GiB)}
+# Float32 copies of all weights that XLA holds at the peak, keyed by (backend, dtype).
+# XLA:CPU computes bf16 dots in float32 and converts the weights first: the forward converts
+# them all up front, and the decode loop keeps converted copies hoisted out of the loop.
+# Measured (jax 0.10.2, synthetic 270m / 1b, peak RSS of all checks of one dtype):
+# bf16 3.74 / 9.10 GiB, fp32 2.92 / 6.07 GiB; the factors below reproduce them within 10%.
+# Accelerators run bf16 natively: none assumed until a measurement says otherwise.
+WEIGHT_COPIES = {("cpu", "bfloat16"): 1.75, ("cpu", "float32"): 0.2, None: 0.0}
+TORCH_OVERHEAD = int(1.5 * GiB)  # python + torch + transformers, CPU
+LIVE_LAYERS = 2  # XLA reuses activation buffers; about two layers' worth are live at once
+
+
+@dataclasses.dataclass(frozen=True)
+class Need:
+    params: int
+    kv_cache: int
+    activations: int
+    outputs: int  # logits / hidden states compared, ours and the reference's
+    overhead: int
+
+    @property
+    def total(self) -> int:
+        return self.params + self.kv_cache + self.activations + self.outputs + self.overhead
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    dtype: str
+    jax: Need
+    reference: int
+    jax_available: int
+    reference_available: int
+
+    @property
+    def fits(self) -> bool:
+        return self.jax.total <= self.jax_available and self.reference <= self.reference_available
+
+    @property
+    def predicted(self) -> int:
+        return max(self.jax.total, self.reference)
+
+    def reason(self) -> str | None:
+        if self.fits:
+            return None
+        if self.jax.total > self.jax_available:
+            return f"needs {gib(self.jax.total)} > has {gib(self.jax_available)}"
+        return (f"reference needs {gib(self.reference)} > has "
+                f"{gib(self.reference_available)}")
+
+
+def gib(n: int) -> str:
+    return f"{n / GiB:.1f} GiB"
+
+
+def _longest_generation(cfg: Gemma3Config) -> tuple[int, int]:
+    """(prompt bucket, cache length) as gemma3.generate sizes them for the generate check,
+    including a restart after a near-tie with the prompt grown by the whole continuation."""
+    prompt = make_prompts(cfg).generate.shape[1] + GENERATE_TOKENS
+    bucket = max(32, 1 << (prompt - 1).bit_length())
+    return bucket, -(-(bucket + GENERATE_TOKENS) // 128) * 128
+
+
+def jax_need(cfg: Gemma3Config, dtype: str, backend: str) -> Need:
+    text, item = cfg.text, ITEMSIZE[dtype]
+    bucket, cache_len = _longest_generation(cfg)
+    per_token = (3 * text.intermediate_size + 2 * text.hidden_size
+                 + (text.num_attention_heads + 2 * text.num_key_value_heads) * text.head_dim)
+    scores = text.num_attention_heads * bucket * bucket * 4  # eager softmax in float32
+    activations = LIVE_LAYERS * (bucket * per_token * 4 + scores)
+    if cfg.vision is not None:  # the SigLIP tower: 4096 patches, full attention, float32 scores
+        v = cfg.vision
+        activations += LIVE_LAYERS * (v.num_attention_heads * v.num_patches**2 * 4
+                                      + v.num_patches * (v.intermediate_size + 4 * v.hidden_size) * 4)
+    rows = LOGITS_TOKENS + 2 * BATCH_LENGTHS[0]
+    outputs = 3 * rows * text.vocab_size * 4  # ours (dtype, then float32) and the reference's
+    outputs += 2 * (text.num_hidden_layers + 1) * LOGITS_TOKENS * text.hidden_size * 4
+    overhead = JAX_OVERHEAD.get(backend, JAX_OVERHEAD[None])
+    copies = WEIGHT_COPIES.get((backend, dtype), WEIGHT_COPIES[None])
+    overhead += int(copies * cfg.num_params() * 4)
+    return Need(params=cfg.num_params() * item,
+                kv_cache=cache_bytes(text, 2, cache_len, DTYPES[dtype]),
+                activations=activations, outputs=outputs, overhead=overhead)
+
+
+def reference_need(cfg: Gemma3Config, dtype: str) -> int:
+    text = cfg.text
+    params = cfg.num_params() * ITEMSIZE[dtype]
+    logits = 2 * (LOGITS_TOKENS + 2 * BATCH_LENGTHS[0]) * text.vocab_size * 4
+    hidden = 2 * (text.num_hidden_layers + 1) * LOGITS_TOKENS * text.hidden_size * 4
+    _, cache_len = _longest_generation(cfg)
+    kv = cache_bytes(text, 2, cache_len, np.float32)
+    vision = 0
+    if cfg.vision is not None:  # eager attention over 4096 patches, and the prompt's logits
+        v = cfg.vision
+        vision = 2 * v.num_attention_heads * v.num_patches**2 * 4
+        vision += (LOGITS_TOKENS + v.num_patches // 16) * text.vocab_size * 4
+    return params + logits + hidden + kv + vision + TORCH_OVERHEAD
+
+
+def plan(cfg: Gemma3Config, dtype: str, fingerprint: dict) -> Verdict:
+    """fingerprint: harness.fingerprint's dict (backend, available_bytes, reference)."""
+    return Verdict(dtype=dtype, jax=jax_need(cfg, dtype, fingerprint["backend"]),
+                   reference=reference_need(cfg, dtype),
+                   jax_available=int(fingerprint["available_bytes"]),
+                   reference_available=int(fingerprint["reference"]["memory_bytes"]))
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelPlan:
+    verdicts: tuple[Verdict, ...]
+
+    @property
+    def run_dtypes(self) -> list[str]:
+        return [v.dtype for v in self.verdicts if v.fits]
+
+    @property
+    def refused(self) -> list[Verdict]:
+        return [v for v in self.verdicts if not v.fits]
+
+    def reason(self) -> str | None:
+        """All refused: `needs 49.2 GiB > has 21.7 GiB (bfloat16; float32 57.5 GiB)`, the
+        smallest need first. Some refused: `float32 not supported: needs ... > has ...`."""
+        refused = sorted(self.refused, key=lambda v: v.predicted)
+        if not refused:
+            return None
+        if self.run_dtypes:
+            return "; ".join(f"{v.dtype} not supported: {v.reason()}" for v in refused)[:200]
+        others = "".join(f"; {v.dtype} {gib(v.predicted)}" for v in refused[1:])
+        return f"{refused[0].reason()} ({refused[0].dtype}{others})"[:200]
+
+    @property
+    def predicted_bytes(self) -> int:
+        fitting = [v.predicted for v in self.verdicts if v.fits]
+        return max(fitting) if fitting else min(v.predicted for v in self.verdicts)
+
+    @property
+    def available_bytes(self) -> int:
+        return min(min(v.jax_available, v.reference_available) for v in self.verdicts)
+
+
+def plan_model(cfg: Gemma3Config, dtypes: list[str], fingerprint: dict) -> ModelPlan:
+    return ModelPlan(tuple(plan(cfg, d, fingerprint) for d in dtypes))

@@ -1,0 +1,188 @@
+"""The transformers reference, run in its own process before the JAX checks; its outputs are
+cached on disk so that reference and JAX never hold memory at the same time.
+
+    python -m harness.reference --model gemma-3-1b-it --checkpoint DIR --source synthetic:0 \
+        --dtypes float32,bfloat16 [--cache DIR] [--seed 0]
+
+Per dtype it stores, under <cache>/reference/<model>-<dtype>-<key>/ (key: checkpoint source,
+prompts, dtype, torch and transformers versions, REFERENCE_VERSION):
+  logits.npy [T, V]        full logits of the logits prompt (float32)
+  hidden.npy [L, T, D]     hidden_states 0..L-1 (embeddings, then layers 0..L-2; transformers'
+                           last entry is after the final norm, so it is left out)
+  gen_tokens.npy [N]       greedy continuation (HF generate, do_sample=False), crossing the window
+  gen_margin.npy [N]       top-1 minus top-2 logit at each generated step
+  batch_logits.npy [2,T,V] the left-padded batch (position_ids = cumsum(mask) - 1, facts 3.8)
+  batch_tokens.npy [2, M], batch_margin.npy [2, M]   its greedy continuation
+  mm_logits.npy [K, V]     4b and up: the last K positions of the image prompt
+  meta.json                versions, device, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from harness import registry
+from harness.prompts import MULTIMODAL_COMPARED, Prompts, make_prompts
+from harness.synthetic import cache_root
+from harness.threads import apply_torch_threads
+
+REFERENCE_VERSION = 1
+DONE = "meta.json"
+
+
+def library_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def reference_dir(cache, model_id: str, dtype: str, source: str, prompts: Prompts) -> Path:
+    key = json.dumps([REFERENCE_VERSION, source, prompts.digest(), dtype,
+                      library_version("torch"), library_version("transformers")])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return cache_root(cache) / "reference" / f"{model_id}-{dtype}-{digest}"
+
+
+def load_outputs(directory: Path) -> dict[str, np.ndarray]:
+    if not (directory / DONE).exists():
+        raise FileNotFoundError(f"no reference outputs in {directory}; run "
+                                "`python -m harness.reference` (python -m harness does it)")
+    return {p.stem: np.load(p) for p in directory.glob("*.npy")}
+
+
+def run_reference(spec: registry.ModelSpec, checkpoint: Path, dtype: str,
+                  prompts: Prompts) -> dict[str, np.ndarray]:
+    import torch
+
+    model = _hf_model(spec, checkpoint, dtype)
+    device = next(model.parameters()).device
+    out = {}
+    with torch.no_grad():
+        run = model(_t(prompts.logits, device), output_hidden_states=True)
+        out["logits"] = _np(run.logits[0])
+        out["hidden"] = np.stack([_np(h[0]) for h in run.hidden_states[:-1]])
+        del run
+        tokens, margins = _generate(model, prompts.generate, None, prompts.new_tokens)
+        out["gen_tokens"], out["gen_margin"] = tokens[0], margins[0]
+        out["batch_logits"] = _batch_logits(model, prompts, device)
+        out["batch_tokens"], out["batch_margin"] = _generate(
+            model, prompts.batch_ids, prompts.batch_mask, prompts.batch_new_tokens)
+        if prompts.multimodal is not None:
+            out["mm_logits"] = _multimodal(model, prompts.multimodal, device)
+    return out
+
+
+def _hf_model(spec, checkpoint: Path, dtype: str):
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3ForConditionalGeneration
+
+    cls = Gemma3ForConditionalGeneration if spec.multimodal else Gemma3ForCausalLM
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = cls.from_pretrained(checkpoint, dtype=getattr(torch, dtype),
+                                attn_implementation="eager")
+    return model.to(device).eval()  # device_map would need accelerate
+
+
+def _generate(model, ids: np.ndarray, mask: np.ndarray | None, new_tokens: int):
+    """Greedy tokens [B, N] (padded with 0 after a stop, as gemma3.generate pads) and the
+    reference's top-1 margin at each step [B, N] (inf after a stop)."""
+    import torch
+
+    device = next(model.parameters()).device
+    mask = np.ones_like(ids) if mask is None else mask
+    run = model.generate(_t(ids, device), attention_mask=_t(mask, device),
+                         max_new_tokens=new_tokens, do_sample=False, top_k=None, top_p=None,
+                         output_logits=True, return_dict_in_generate=True, pad_token_id=0)
+    made = run.sequences[:, ids.shape[1]:].cpu().numpy()
+    tokens = np.zeros((ids.shape[0], new_tokens), np.int32)
+    tokens[:, :made.shape[1]] = made
+    margins = np.full((ids.shape[0], new_tokens), np.inf, np.float32)
+    for step, logits in enumerate(run.logits):
+        top2 = torch.topk(logits.float(), 2, dim=-1).values.cpu().numpy()
+        margins[:, step] = top2[:, 0] - top2[:, 1]
+    return tokens, margins
+
+
+def _batch_logits(model, prompts: Prompts, device) -> np.ndarray:
+    mask = prompts.batch_mask
+    positions = np.where(mask > 0, np.cumsum(mask, -1) - 1, 0)  # generate()'s positions
+    run = model(_t(prompts.batch_ids, device), attention_mask=_t(mask, device),
+                position_ids=_t(positions, device))
+    logits = _np(run.logits)
+    logits[mask == 0] = 0.0  # pad queries are garbage on both sides; not compared
+    return logits
+
+
+def _multimodal(model, inputs: dict, device) -> np.ndarray:
+    import torch
+
+    pixels = torch.tensor(inputs["pixel_values"]).to(device=device, dtype=model.dtype)
+    run = model(_t(inputs["input_ids"], device), pixel_values=pixels,
+                token_type_ids=_t(inputs["token_type_ids"], device),
+                attention_mask=_t(np.ones_like(inputs["input_ids"]), device))
+    return _np(run.logits[0, -MULTIMODAL_COMPARED:])
+
+
+def _t(array: np.ndarray, device):
+    import torch
+
+    return torch.tensor(np.asarray(array, np.int64), device=device)
+
+
+def _np(tensor) -> np.ndarray:
+    return tensor.float().cpu().numpy()
+
+
+def save_outputs(directory: Path, outputs: dict[str, np.ndarray], meta: dict) -> None:
+    """Writes into a staging directory and renames it into place: never half a result."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    for name, array in outputs.items():
+        np.save(staging / f"{name}.npy", array)
+    (staging / DONE).write_text(json.dumps(meta, indent=2))
+    if directory.exists():
+        shutil.rmtree(directory)
+    staging.rename(directory)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m harness.reference", description=__doc__.split(
+        "\n")[0])
+    p.add_argument("--model", required=True)
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--source", required=True, help="checkpoint provenance, part of the cache key")
+    p.add_argument("--dtypes", default="float32,bfloat16")
+    p.add_argument("--cache", default=None)
+    p.add_argument("--seed", type=int, default=0, help="prompt seed")
+    args = p.parse_args(argv)
+    apply_torch_threads()
+    spec = registry.get(args.model)
+    prompts = make_prompts(spec.config(), args.seed)
+    for dtype in args.dtypes.split(","):
+        target = reference_dir(args.cache, spec.id, dtype, args.source, prompts)
+        if (target / DONE).exists():
+            continue
+        start = time.perf_counter()
+        print(f"reference: {spec.id} {dtype} ...", file=sys.stderr, flush=True)
+        outputs = run_reference(spec, args.checkpoint, dtype, prompts)
+        meta = {"model": spec.id, "dtype": dtype, "source": args.source,
+                "seconds": time.perf_counter() - start,
+                "torch": library_version("torch"), "transformers": library_version("transformers")}
+        save_outputs(target, outputs, meta)
+        del outputs
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
