@@ -110,7 +110,7 @@ class Prompt:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from gemma3.generate import Timings, generate
+    from gemma3.generation import Timings, generate
     from gemma3.hub import resolve_checkpoint
     from gemma3.loading import from_pretrained, load_config
     from gemma3.sampling import make_sampler

@@ -101,7 +101,7 @@ def _child(args) -> dict:
 class JaxTimer:
     def __init__(self, args):
         import gemma3
-        from gemma3.generate import Timings, generate
+        from gemma3.generation import Timings, generate
 
         self.generate, self.Timings, self.repeats = generate, Timings, args.repeats
         start = time.perf_counter()

@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from gemma3.generate import Timings, generate
+from gemma3.generation import Timings, generate
 from harness.metrics import first_divergence
 
 MAX_RESTARTS = 6

@@ -50,7 +50,7 @@ def text_inputs(vocab: int):
 
 
 def run_text(model):
-    from gemma3.generate import generate
+    from gemma3.generation import generate
     from gemma3.sharding import to_numpy
 
     ids, mask = text_inputs(model.config.text.vocab_size)
@@ -59,7 +59,7 @@ def run_text(model):
 
 def run_images(model, inputs: Path):
     """Images and prompts come from the parent (inputs.npz): building them needs torch."""
-    from gemma3.generate import generate
+    from gemma3.generation import generate
 
     arrays = np.load(inputs)
     ids, mask = arrays["ids"], arrays["mask"]

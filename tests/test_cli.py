@@ -15,7 +15,7 @@ from tokenizer_fixtures import write_test_tokenizer
 import gemma3
 from gemma3 import chat
 from gemma3.cli import build_parser, build_prompt, main
-from gemma3.generate import generate
+from gemma3.generation import generate
 from gemma3.loading import load_config
 from gemma3.tokenizer import Tokenizer
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import gemma3
-from gemma3 import generate as gen
+from gemma3 import generation as gen
 from gemma3.cache import cache_bytes
 from gemma3.config import Gemma3Config
 from gemma3.sampling import Greedy, Temperature, TopK, TopP
@@ -162,7 +162,8 @@ def test_bad_input(model, ids, kwargs, message):
         gen.generate(model, ids, **kwargs)
 
 
-def test_greedy_is_the_default():
+def test_public_api_and_greedy_default():
+    assert gemma3.generate is gen.generate  # design.md: gemma3.generate(model, input_ids, ...)
     assert gen.generate.__kwdefaults__["sampler"] is None and Greedy()(np.eye(3), None)[2] == 2
 
 

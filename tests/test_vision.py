@@ -28,7 +28,7 @@ from transformers.models.gemma3.modeling_gemma3 import (
 
 import gemma3
 from gemma3.config import GLOBAL, SLIDING
-from gemma3.generate import generate
+from gemma3.generation import generate
 from gemma3.masks import causal_mask
 from gemma3.model import Gemma3
 from tests.vision_fixtures import (

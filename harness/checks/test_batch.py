@@ -3,7 +3,7 @@ position, and a short greedy continuation of both rows, against transformers."""
 
 import numpy as np
 
-from gemma3.generate import generate
+from gemma3.generation import generate
 from harness.metrics import compare_logits, first_divergence
 
 
