@@ -106,7 +106,7 @@ def _order(item) -> tuple:
 def run() -> dict:
     spec = run_spec()
     if spec is None:
-        pytest.skip(f"harness checks need {RUN_ENV}; run `python -m harness`")
+        pytest.skip(reason=f"harness checks need {RUN_ENV}; run `python -m harness`")
     return spec
 
 
