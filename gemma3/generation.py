@@ -56,9 +56,10 @@ def generate(
     """New tokens [B, max_new_tokens]: each row stops after its first stop id, padded after it.
 
     input_ids [B, T] (left-padded; mask 1 = token, 0 = pad). stop_ids default to the config's
-    eos ids (1 and 106 for instruction models); sampler defaults to Greedy(). on_token(step, tokens[B]) streams tokens from
-    inside the compiled loop. cache_length caps the KV cache; a prompt plus max_new_tokens that
-    does not fit it, or the model's max_position_embeddings, is an error, never a truncation.
+    eos ids (1 and 106 for instruction models); sampler defaults to Greedy().
+    on_token(step, tokens[B]) streams tokens from inside the compiled loop. cache_length caps
+    the KV cache; a prompt plus max_new_tokens that does not fit it, or the model's
+    max_position_embeddings, is an error, never a truncation.
     """
     input_ids, attention_mask = _check_prompt(model, input_ids, attention_mask, max_new_tokens)
     if pixel_values is not None:  # needs concrete ids: checked here, before compiling
@@ -66,15 +67,7 @@ def generate(
 
         check_image_inputs(model, input_ids, pixel_values, token_type_ids)
     sampler = Greedy() if sampler is None else sampler
-    prompt_len = int(attention_mask.sum(axis=1).max())
-    bucket = max(PROMPT_BUCKET_MIN, 1 << (input_ids.shape[1] - 1).bit_length())
-    budget = _round_up(max_new_tokens, NEW_TOKENS_BUCKET)  # the loop stops at max_new_tokens
-    length = _round_up(bucket + budget, CACHE_BUCKET)
-    if cache_length is not None:
-        if input_ids.shape[1] + max_new_tokens > cache_length:
-            raise ValueError(f"prompt of {input_ids.shape[1]} tokens + max_new_tokens "
-                             f"{max_new_tokens} does not fit cache_length {cache_length}")
-        length = max(cache_length, bucket + max_new_tokens)
+    bucket, budget, length = bucket_sizes(input_ids.shape[1], max_new_tokens, cache_length)
     pad = bucket - input_ids.shape[1]
     input_ids = np.pad(input_ids, ((0, 0), (pad, 0)), constant_values=model.config.text.pad_token_id)
     attention_mask = np.pad(attention_mask, ((0, 0), (pad, 0)))
@@ -83,18 +76,32 @@ def generate(
     stop = _stop_array(model.config.eos_token_ids if stop_ids is None else stop_ids)
     graphdef, state = nnx.split(model)
     timings = timings if timings is not None else Timings()
-    timings.prompt_tokens = prompt_len
+    timings.prompt_tokens = int(attention_mask.sum(axis=1).max())
 
-    prefill = _timed(_prefill, timings, "prefill", graphdef, state, input_ids, attention_mask,
-                     pixel_values, token_type_ids, cache_length=length)
-    logits, cache = prefill
+    logits, cache = _timed(_prefill, timings, "prefill", graphdef, state, input_ids,
+                           attention_mask, pixel_values, token_type_ids, cache_length=length)
     positions = jnp.asarray(attention_mask.sum(axis=1), jnp.int32)
     out, count, _ = _timed(_decode_loop, timings, "decode", graphdef, state, logits, cache,
-                        positions, jax.random.key(seed), stop, jnp.asarray(max_new_tokens),
-                        sampler, budget=budget, pad_id=model.config.text.pad_token_id,
-                        on_token=on_token)
+                           positions, jax.random.key(seed), stop, jnp.asarray(max_new_tokens),
+                           sampler, budget=budget, pad_id=model.config.text.pad_token_id,
+                           on_token=on_token)
     timings.new_tokens = int(count)
     return np.asarray(out)[:, :max_new_tokens]
+
+
+def bucket_sizes(prompt_length: int, max_new_tokens: int, cache_length: int | None = None
+                 ) -> tuple[int, int, int]:
+    """(padded prompt length, output width, cache length) generate() compiles for: each rounded
+    up to a bucket, so other lengths reuse the programs; an explicit cache_length is kept
+    exactly, the prompt then padded only as far as it allows."""
+    bucket = max(PROMPT_BUCKET_MIN, 1 << (prompt_length - 1).bit_length())
+    budget = _round_up(max_new_tokens, NEW_TOKENS_BUCKET)  # the loop stops at max_new_tokens
+    if cache_length is None:
+        return bucket, budget, _round_up(bucket + budget, CACHE_BUCKET)
+    if prompt_length + max_new_tokens > cache_length:
+        raise ValueError(f"prompt of {prompt_length} tokens + max_new_tokens {max_new_tokens} "
+                         f"does not fit cache_length {cache_length}")
+    return min(bucket, cache_length - max_new_tokens), budget, cache_length
 
 
 def _round_up(n: int, multiple: int) -> int:
@@ -135,7 +142,8 @@ def _check_prompt(model, input_ids, attention_mask, max_new_tokens):
     if ids.ndim != 2 or ids.shape[1] == 0 or not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"input_ids must be a non-empty [batch, length] integer array, "
                          f"got shape {ids.shape} dtype {ids.dtype}")
-    mask = np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask).reshape(ids.shape)
+    mask = np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask)
+    mask = mask.reshape(ids.shape)
     empty = np.flatnonzero(mask.sum(axis=1) == 0)
     if empty.size:
         raise ValueError(f"prompt row(s) {empty.tolist()} are empty (attention_mask all 0)")

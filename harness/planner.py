@@ -20,6 +20,7 @@ import numpy as np
 
 from gemma3.cache import cache_bytes
 from gemma3.config import Gemma3Config
+from gemma3.generation import bucket_sizes
 from harness.prompts import BATCH_LENGTHS, GENERATE_TOKENS, LOGITS_TOKENS, make_prompts
 
 GiB = 2**30
@@ -84,8 +85,8 @@ def _longest_generation(cfg: Gemma3Config) -> tuple[int, int]:
     """(prompt bucket, cache length) as gemma3.generate sizes them for the generate check,
     including a restart after a near-tie with the prompt grown by the whole continuation."""
     prompt = make_prompts(cfg).generate.shape[1] + GENERATE_TOKENS
-    bucket = max(32, 1 << (prompt - 1).bit_length())
-    return bucket, -(-(bucket + GENERATE_TOKENS) // 128) * 128
+    bucket, _, cache_length = bucket_sizes(prompt, GENERATE_TOKENS)
+    return bucket, cache_length
 
 
 def jax_need(cfg: Gemma3Config, dtype: str, backend: str) -> Need:

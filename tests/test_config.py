@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -15,8 +14,8 @@ from flax import nnx
 from gemma3.config import GLOBAL, SLIDING, Gemma3Config
 from gemma3.hf_config import ConfigError, config_from_hf
 from gemma3.model import TextDecoder
+from harness.synthetic import HUB_CONFIGS  # the hub's config.json of each size
 
-HUB_CONFIGS = Path(__file__).parent / "data" / "hub-configs"
 SIZES = ["270m", "1b", "4b", "12b", "27b"]
 # Facts sheet 1.2, counted by transformers on the meta device.
 TEXT_PARAMS = {"270m": 268_098_176, "1b": 999_885_952, "4b": 3_880_263_168,

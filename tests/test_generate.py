@@ -122,6 +122,14 @@ def test_prompt_lengths_in_one_bucket_share_compiled_programs(model):
     assert len(gen._COMPILED) == compiled
 
 
+def test_cache_length_is_kept_exactly(model):
+    ids = random_ids((1, 10), VOCAB, seed=12)
+    assert gen.bucket_sizes(10, 8, cache_length=24) == (16, 64, 24)  # the prompt pads to 16
+    np.testing.assert_array_equal(
+        gen.generate(model, ids, max_new_tokens=8, stop_ids=[], cache_length=24),
+        gen.generate(model, ids, max_new_tokens=8, stop_ids=[]))
+
+
 def test_samplers(model):
     ids = random_ids((1, 9), VOCAB, seed=11)
     greedy = gen.generate(model, ids, max_new_tokens=8, stop_ids=[])
