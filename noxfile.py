@@ -1,25 +1,49 @@
-"""Sessions: `nox -s matrix` (the main job), `nox -s tests`, `nox -s bench`, `nox -s lint`."""
+"""Sessions: `nox -s matrix` (the main job), `nox -s tests`, `nox -s bench`, `nox -s lint`,
+`nox -s wheelhouse` (wheels for an offline machine)."""
 
+import importlib.util
 import os
+import sys
+from pathlib import Path
 
 import nox
 
 nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = True
 
-# The parity reference's torch build. 2.13.0 is the CPU wheel this project's machines carry;
-# override it (e.g. GEMMA3_TORCH="torch==2.11.0") to use another build.
-TORCH = os.environ.get("GEMMA3_TORCH", "torch==2.13.0")
+HERE = Path(__file__).resolve().parent
+WHEELHOUSE = "wheelhouse"
+
+
+def _load(name):
+    """A standard-library-only harness module, read by path: nox's own Python has no jax, and
+    importing the harness package would need it."""
+    spec = importlib.util.spec_from_file_location(f"_nox_{name}", HERE / "harness" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+accelerator = _load("accelerator")
+environment = _load("environment")
 
 
 def install(session, extra):
-    session.install(TORCH)
-    session.install("-e", f".[{extra}]")
+    """The JAX build this machine needs (GEMMA3_ACCELERATOR overrides the detection) and the
+    torch build that fits it (GEMMA3_TORCH overrides it with pip arguments)."""
+    try:
+        found = accelerator.detect()
+    except accelerator.BadOverride as e:
+        session.error(str(e))
+    session.log(f"accelerator: {found.line}")
+    for args in accelerator.install_args(found.kind, extra, os.environ.get("GEMMA3_TORCH")):
+        session.install(*args)
 
 
 @nox.session
 def tests(session):
-    """Run the unit and parity tests on CPU."""
+    """Run the unit and parity tests, on the JAX build this machine needs."""
     install(session, "test")
     session.run("pytest", *session.posargs)
 
@@ -37,6 +61,15 @@ def bench(session):
     """Benchmark JAX against transformers on the same synthetic checkpoint."""
     install(session, "harness")
     session.run("python", "-m", "harness.bench", *session.posargs)
+
+
+@nox.session
+def wheelhouse(session):
+    """Download the wheels the harness needs beyond a preinstalled jax/torch stack."""
+    requirements = environment.write_requirements(WHEELHOUSE)
+    session.run("python", "-m", "pip", *environment.wheelhouse_args(WHEELHOUSE), *session.posargs)
+    session.log(f"offline: copy {WHEELHOUSE}/ to the machine, then "
+                f"{environment.OFFLINE_INSTALL} ({requirements} lists what it holds)")
 
 
 @nox.session

@@ -18,6 +18,8 @@ from importlib import metadata
 
 import psutil
 
+from harness import accelerator
+
 BACKENDS = ("cpu", "gpu", "tpu")
 _UNSAFE = re.compile(r"[^0-9A-Za-z.+_-]")
 # Distribution names that carry each accelerator library's version, first found wins.
@@ -25,6 +27,7 @@ _ACCEL_PACKAGES = {
     "cuda": ("nvidia-cuda-runtime-cu13", "nvidia-cuda-runtime-cu12", "nvidia-cuda-runtime"),
     "cudnn": ("nvidia-cudnn-cu13", "nvidia-cudnn-cu12", "nvidia-cudnn"),
     "libtpu": ("libtpu", "libtpu-nightly"),
+    "jax_cuda_plugin": ("jax-cuda13-plugin", "jax-cuda12-plugin"),
 }
 
 
@@ -55,7 +58,39 @@ def versions() -> dict[str, str | None]:
         out[name] = _dist(name)
     for key, names in _ACCEL_PACKAGES.items():
         out[key] = _dist(*names)
-    return out
+    return {**out, **_driver_versions(), **_runtime_versions()}
+
+
+def _driver_versions() -> dict[str, str]:
+    """The NVIDIA driver and the CUDA version it supports, where nvidia-smi answers."""
+    _names, driver, cuda, _error = accelerator.nvidia_smi()
+    found = {"nvidia_driver": clean_version(driver), "cuda_driver": clean_version(cuda)}
+    return {k: v for k, v in found.items() if v}
+
+
+def _runtime_versions() -> dict[str, str]:
+    """CUDA runtime and cuDNN as JAX loaded them, and the CUDA torch was built with."""
+    found = {**_jax_cuda_versions()}
+    try:
+        import torch
+
+        found["torch_cuda"] = torch.version.cuda
+    except ImportError:
+        pass
+    return {k: c for k, v in found.items() if (c := clean_version(v))}
+
+
+def _jax_cuda_versions() -> dict[str, str]:
+    """From jax's private _versions module of the CUDA plugin (present only in CUDA builds):
+    absent or changed means not recorded, never a failed run."""
+    try:
+        from jax._src.lib import cuda_versions as cv
+
+        rt, dnn = cv.cuda_runtime_get_version(), cv.cudnn_get_version()
+    except Exception:  # noqa: BLE001
+        return {}
+    return {"cuda_runtime": f"{rt // 1000}.{rt % 1000 // 10}",
+            "cudnn_runtime": f"{dnn // 10000}.{dnn % 10000 // 100}.{dnn % 100}"}
 
 
 def cpu_name() -> str:
@@ -115,9 +150,23 @@ def check_backend(expected: str | None, found: str) -> None:
         f"(nvidia-smi), or drop --backend to run on {found}.")
 
 
+def check_accelerator(expected: str | None, found: str, seen: accelerator.Accelerator) -> None:
+    """Refuses a CPU-only jaxlib on a machine whose OS shows a GPU or TPU: its result would
+    fill the CPU column, every model run on the host. `--backend cpu` asks for that on purpose."""
+    if found != "cpu" or seen.backend == "cpu" or expected == "cpu":
+        return
+    raise BackendMismatch(
+        f"this machine has an accelerator ({seen.line}), but JAX's default backend is 'cpu' "
+        f"(a CPU-only jaxlib), so this run would fill the CPU column. Install the JAX build "
+        f"for it: {accelerator.install_command(seen.kind)} (nox -s matrix does this), or pass "
+        f"--backend cpu to run the CPU column on purpose.")
+
+
 def fingerprint(expected_backend: str | None = None) -> dict:
+    seen = accelerator.detect()  # first: a bad GEMMA3_ACCELERATOR fails before jax starts
     found = devices()
     check_backend(expected_backend, found["backend"])
+    check_accelerator(expected_backend, found["backend"], seen)
     return {**found, "versions": versions(), "host": host(), "reference": reference_device()}
 
 
@@ -127,7 +176,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         print(json.dumps(fingerprint(args.backend)))
-    except BackendMismatch as e:
+    except (BackendMismatch, accelerator.BadOverride) as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
     return 0

@@ -22,7 +22,7 @@ from harness.process import cause, run_child
 from harness.prompts import make_prompts
 from harness.reference import DONE, reference_dir
 from harness.results import ResultFile, model_entry, utc_stamp
-from harness.threads import auto_threads, child_env
+from harness.threads import allocator_env, auto_threads, child_env
 
 CHECKS_DIR = "harness/checks"
 JSON_OMIT = ["collectors", "log", "streams", "warnings", "traceback"]
@@ -63,7 +63,7 @@ def take_fingerprint(backend: str | None) -> dict:
     args = [sys.executable, "-m", "harness.fingerprint"] + (["--backend", backend] if backend
                                                             else [])
     done = subprocess.run(args, capture_output=True, text=True, cwd=registry.REPO_ROOT,
-                          check=False)
+                          env=allocator_env(), check=False)
     if done.returncode != 0:
         raise FingerprintError(done.stderr.strip().splitlines()[-1] if done.stderr.strip()
                                else f"harness.fingerprint exited {done.returncode}")
