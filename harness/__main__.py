@@ -6,7 +6,8 @@ result file to results/ (see docs/result-format.md).
                       [--results results] [--timeout SECONDS] [--cache DIR] [--threads N]
 
 Works offline (synthetic checkpoints) and without nox, in any environment that has jax, flax,
-torch, transformers, pytest and pytest-json-report.
+torch, transformers, pytest, pytest-json-report and psutil (harness/environment.py names every
+missing one up front).
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+
+from harness.environment import require_packages
+
+require_packages()  # one message naming every missing package, before an import below fails
 
 from harness import registry
 from harness.fingerprint import BACKENDS
