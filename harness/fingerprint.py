@@ -145,8 +145,9 @@ def check_backend(expected: str | None, found: str) -> None:
         return
     raise BackendMismatch(
         f"--backend {expected} was asked for, but JAX's default backend is {found!r}. "
-        f"Install the JAX build for it (e.g. `pip install -U \"jax[cuda12]\"` for gpu, "
-        f"`pip install -U \"jax[tpu]\"` for tpu), check that the device is visible "
+        f"Install the JAX build for it (`pip install -e \".[harness,cuda13]\"` or cuda12 "
+        f"for gpu, by the driver's CUDA version; `.[harness,tpu]` for tpu; "
+        f"`python -m harness.accelerator` says which), check that the device is visible "
         f"(nvidia-smi), or drop --backend to run on {found}.")
 
 
