@@ -34,12 +34,12 @@ TPU_ENV = ("TPU_ACCELERATOR_TYPE", "TPU_NAME", "TPU_WORKER_ID", "TPU_WORKER_HOST
 # The lowest Linux driver of each CUDA major version (NVIDIA's CUDA toolkit release notes):
 # JAX's cuda13 wheels need a CUDA 13 driver, its cuda12 wheels a CUDA 12 one.
 DRIVER_FOR_CUDA = ((13, 580), (12, 525))
-# The reference's torch build: the CPU wheel this project's machines carry. PyPI's Linux wheel
-# of the same version is its default CUDA build, which is what an NVIDIA machine gets.
-# GEMMA3_TORCH overrides it with pip arguments, e.g. "torch==2.13.0 --index-url
-# https://download.pytorch.org/whl/cpu" for the small CPU wheel where PyPI serves CUDA.
-TORCH = {"cpu": "torch==2.13.0", "tpu": "torch==2.13.0",
-         "cuda12": "torch==2.13.0", "cuda13": "torch==2.13.0"}
+# The reference's torch build, one pin for every kind: PyPI's Linux wheel of a torch version
+# is its default CUDA build, which an NVIDIA machine gets; this project's CPU machines carry
+# the CPU build of the same version as a local wheel. Where PyPI would serve a CPU or TPU
+# machine the CUDA build (it runs there, but is large), GEMMA3_TORCH replaces these pip
+# arguments: "torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu".
+TORCH = "torch==2.13.0"
 _SMI_TIMEOUT = 20.0
 
 
@@ -64,20 +64,24 @@ class Accelerator:
         return f"{self.kind}: {self.reason}"
 
 
+def project_extras(kind: str, extra: str) -> str:
+    """`.[harness,cuda13]`: the project with `extra` and the JAX extra for `kind` (the CPU
+    build is the default `jax`)."""
+    if kind not in KINDS:
+        raise ValueError(f"accelerator kind {kind!r}: expected one of {', '.join(KINDS)}")
+    return f".[{extra}]" if kind == "cpu" else f".[{extra},{kind}]"
+
+
 def install_command(kind: str, extra: str = "harness") -> str:
     """The pip command that installs the JAX build for `kind` with the harness."""
-    extras = extra if kind == "cpu" else f"{extra},{kind}"
-    return f'pip install -e ".[{extras}]"'
+    return f'pip install -e "{project_extras(kind, extra)}"'
 
 
 def install_args(kind: str, extra: str, torch: str | None = None) -> list[list[str]]:
     """The pip install argument lists nox runs, in order: torch, then the project with the
     JAX extra for `kind`. `torch` (GEMMA3_TORCH) replaces the torch arguments."""
-    if kind not in KINDS:
-        raise ValueError(f"accelerator kind {kind!r}: expected one of {', '.join(KINDS)}")
-    torch_args = shlex.split(torch) if torch and torch.strip() else [TORCH[kind]]
-    extras = extra if kind == "cpu" else f"{extra},{kind}"
-    return [torch_args, ["-e", f".[{extras}]"]]
+    project = project_extras(kind, extra)
+    return [shlex.split(torch) if torch and torch.strip() else [TORCH], ["-e", project]]
 
 
 def detect(env: dict | None = None) -> Accelerator:
