@@ -13,7 +13,9 @@ ENV = "GEMMA3_HARNESS_THREADS"
 # The JAX allocator of the model processes, and of the fingerprint (so the device limit the
 # planner reads is the one the checks get). By default JAX reserves 75% of GPU memory when it
 # starts, so the process holds the pool whatever the model needs: the GPU's memory in use
-# (nvidia-smi, another process such as a torch reference) shows the pool, not the model.
+# (nvidia-smi, another process such as a torch reference) shows the pool, not the model, and
+# the fingerprint's torch.cuda.mem_get_info(), read after JAX started in the same process,
+# would give the reference a quarter of the GPU.
 # PREALLOCATE=false keeps XLA's BFC allocator but grows it on demand, so the process holds what
 # the model used (its peak_bytes_in_use, which the memory check records, counts buffers either
 # way). Not XLA_PYTHON_CLIENT_ALLOCATOR=platform: it frees each buffer at once, fragments and
