@@ -106,31 +106,39 @@ def run(opts: Options) -> int:
     progress("run", f"{fp['backend']} / {fp['device_kind']} x{fp['device_count']}, "
                     f"{len(opts.models)} model(s), dtypes {','.join(opts.dtypes)}")
     result = ResultFile(opts.results, provenance(fp, opts.command))
-    for spec in opts.models:
-        started = time.perf_counter()
-        try:
-            entry, tests, deselected = run_model(spec, opts, memory_now(fp), progress)
-        except Interrupted as stop:
-            return _stopped(stop, spec.id, result)
-        with deferred_signals():  # a stop waits for the file to be whole
-            result.add_model(spec.id, entry, tests, deselected)
-            path = result.write()
-        counts = ", ".join(f"{n} {o}" for o in ("passed", "failed", "error", "skipped")
-                           if (n := sum(t["outcome"] == o for t in tests)))
-        progress(spec.id, f"{entry['status']} in {time.perf_counter() - started:.0f} s"
-                          f"{' (' + counts + ')' if counts else ''}"
-                          f"{': ' + entry['reason'] if entry['reason'] else ''}")
+    spec = opts.models[0]
+    try:
+        for spec in opts.models:
+            path = _run_and_record(spec, opts, fp, result, progress)
+    except Interrupted as stop:
+        return _stopped(stop, spec.id, result)
     progress("run", f"wrote {path}")
     return result.document()["exitcode"]
+
+
+def _run_and_record(spec, opts: Options, fp: dict, result: ResultFile, progress) -> Path:
+    """Runs one model and rewrites the result file with it; the file's path."""
+    started = time.perf_counter()
+    entry, tests, deselected = run_model(spec, opts, memory_now(fp), progress)
+    with deferred_signals():  # a stop waits for the file to be whole
+        result.add_model(spec.id, entry, tests, deselected)
+        path = result.write()
+    counts = ", ".join(f"{n} {o}" for o in ("passed", "failed", "error", "skipped")
+                       if (n := sum(t["outcome"] == o for t in tests)))
+    progress(spec.id, f"{entry['status']} in {time.perf_counter() - started:.0f} s"
+                      f"{' (' + counts + ')' if counts else ''}"
+                      f"{': ' + entry['reason'] if entry['reason'] else ''}")
+    return path
 
 
 def _stopped(stop: Interrupted, model: str, result: ResultFile) -> int:
     """One line for a run stopped by SIGINT/SIGTERM; the models finished before are kept."""
     done = list(result.provenance["models"])
+    where = (f"after {model}" if model in done else
+             f"during {model}: its processes were killed and its partial files removed")
     kept = (f"{len(done)} finished model(s) kept in {result.path}" if done
             else "no model had finished, no result file written")
-    print(f"python -m harness: stopped by {stop} during {model}: its processes were killed "
-          f"and its partial files removed; {kept}", file=sys.stderr)
+    print(f"python -m harness: stopped by {stop} {where}; {kept}", file=sys.stderr)
     return stop.exit_code
 
 

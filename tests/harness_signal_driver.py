@@ -5,8 +5,8 @@
 The real main, signal handling, runner, run_child, staging and result writer run; faked are the
 fingerprint (no JAX subprocess), the synthetic weights (a few bytes), and the two model
 processes (the reference and the pytest checks are small python -c children). The first model
-finishes; for the second, the stage named by $DRIVER_HANG (checkpoint, reference or checks)
-hangs after writing $DRIVER_DIR/ready, so the test knows when to send its signal. A hanging
+finishes; for the second (or the model $DRIVER_HANG_AT counts, 1 or 2), the stage named by
+$DRIVER_HANG (checkpoint, reference or checks) hangs after writing $DRIVER_DIR/ready, so the test knows when to send its signal. A hanging
 child also starts a grandchild in its process group; both write their pids to $DRIVER_DIR.
 """
 
@@ -20,6 +20,7 @@ from harness import runner, synthetic
 
 DIR = Path(os.environ["DRIVER_DIR"])
 HANG = os.environ["DRIVER_HANG"]
+HANG_AT = int(os.environ.get("DRIVER_HANG_AT", "2"))
 GiB = 2**30
 CALLS = {"checkpoint": 0, "reference": 0, "checks": 0}
 
@@ -45,7 +46,7 @@ def fingerprint(backend):
 
 def hangs(stage: str) -> bool:
     CALLS[stage] += 1
-    return HANG == stage and CALLS[stage] == 2
+    return HANG == stage and CALLS[stage] == HANG_AT
 
 
 def write_checkpoint(spec, directory, seed, progress=None):

@@ -17,18 +17,18 @@ import psutil
 import pytest
 
 from harness import registry, runner, synthetic
-from harness.process import Finished
+from harness.process import Finished, Interrupted, deferred_signals, stop_on_signals
 from harness.registry import REPO_ROOT
 from tests.test_harness_runner import options
 
 MODELS = "gemma-3-270m,gemma-3-270m-it"
 
 
-def start(tmp_path: Path, hang: str) -> subprocess.Popen:
-    """tests/harness_signal_driver.py: the first model finishes, the second hangs at `hang`."""
+def start(tmp_path: Path, hang: str, at: int = 2) -> subprocess.Popen:
+    """tests/harness_signal_driver.py: model `at` (1 or 2) hangs at `hang`, the others finish."""
     (tmp_path / "tmp").mkdir()
     env = {**os.environ, "DRIVER_DIR": str(tmp_path), "DRIVER_HANG": hang,
-           "TMPDIR": str(tmp_path / "tmp")}
+           "DRIVER_HANG_AT": str(at), "TMPDIR": str(tmp_path / "tmp")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.harness_signal_driver", "--models", MODELS,
          "--results", str(tmp_path / "results"), "--cache", str(tmp_path / "cache"),
@@ -79,6 +79,31 @@ def test_a_signal_stops_the_run_cleanly_and_keeps_finished_results(tmp_path, sig
         {"gemma-3-270m-it-seed0-w3"} if hang != "checkpoint" else set())
     result, = (tmp_path / "results").iterdir()
     assert list(json.loads(result.read_text())["provenance"]["models"]) == ["gemma-3-270m"]
+
+
+def test_a_stop_during_the_first_model_writes_no_result_file(tmp_path):
+    proc = start(tmp_path, "checks", at=1)
+    child, grandchild = (int(p) for p in (tmp_path / "pids").read_text().split())
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    assert err.strip().splitlines()[-1] == (
+        "python -m harness: stopped by SIGTERM during gemma-3-270m: its processes were killed "
+        "and its partial files removed; no model had finished, no result file written")
+    assert not alive(child) and not alive(grandchild)
+    assert not (tmp_path / "results").exists() or list((tmp_path / "results").iterdir()) == []
+
+
+def test_a_stop_waits_for_the_end_of_a_deferred_block():
+    steps, before = [], signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Interrupted) as stop, stop_on_signals():
+        with deferred_signals():  # as around the result file's rewrite
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)
+            steps.append("file written")
+        steps.append("after the block")  # never reached: the stop comes first
+    assert steps == ["file written"] and stop.value.exit_code == 143
+    assert signal.getsignal(signal.SIGTERM) is before  # the handlers are restored
 
 
 def test_a_partial_checkpoint_of_a_killed_run_is_removed_by_the_next(tmp_path, monkeypatch):
