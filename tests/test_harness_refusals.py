@@ -147,3 +147,30 @@ def test_an_offline_hub_id_without_a_cached_snapshot_is_refused(tmp_path):
                            "fetching it failed (")
     assert "pass a local checkpoint directory" in line
     assert not (tmp_path / "results").exists()
+
+
+def test_a_cached_hub_snapshot_is_checked_offline(tmp_path):
+    # The hub cache layout huggingface_hub reads: refs/main -> snapshots/<revision>/.
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hf" / "hub" / "models--google--gemma-3-270m"
+    snapshot = repo / "snapshots" / revision
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    (snapshot / "config.json").write_text((HUB_CONFIGS / "gemma-3-1b.json").read_text())
+    (snapshot / "model.safetensors").write_bytes(b"")  # the weights are there: no fetch
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    env.pop("HF_HUB_CACHE", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "--models", "gemma-3-270m", "--checkpoint",
+         "google/gemma-3-270m", "--results", str(tmp_path / "results"), "--cache",
+         str(tmp_path / "cache")], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+        timeout=120, check=False)
+    assert done.returncode == 2, done.stderr
+    line, = done.stderr.splitlines()
+    assert line == (
+        f"python -m harness: error: --checkpoint {snapshot}/config.json is not gemma-3-270m: "
+        "hidden_size 1152 (expected 640), intermediate_size 6912 (expected 2048), "
+        "num_hidden_layers 26 (expected 18); these weights are gemma-3-1b-pt or gemma-3-1b-it: "
+        "pass --models gemma-3-1b-pt")
+    assert not (tmp_path / "results").exists()
