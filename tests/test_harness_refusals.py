@@ -174,3 +174,12 @@ def test_a_cached_hub_snapshot_is_checked_offline(tmp_path):
         "num_hidden_layers 26 (expected 18); these weights are gemma-3-1b-pt or gemma-3-1b-it: "
         "pass --models gemma-3-1b-pt")
     assert not (tmp_path / "results").exists()
+
+
+def test_a_refused_hub_model_is_described_from_its_snapshot(monkeypatch, tmp_path):
+    from harness import checkpoints
+
+    snapshot = tmp_path / "snapshots" / ("ab" * 20)
+    monkeypatch.setattr(preflight, "hub_config_dir", lambda repo: snapshot)
+    assert checkpoints.describe(registry.get("gemma-3-27b-it"), "google/gemma-3-27b-it", 0) == (
+        f"hub:google/gemma-3-27b-it@{'ab' * 20}")
