@@ -13,6 +13,7 @@ missing one up front).
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -21,16 +22,37 @@ from harness.environment import require_packages
 
 require_packages()  # one message naming every missing package, before an import below fails
 
-from harness import registry
+from harness import preflight, registry
 from harness.fingerprint import BACKENDS
+from harness.process import Interrupted, stop_on_signals
 from harness.results import scrub
 from harness.runner import Options, run
 
 DTYPES = ("float32", "bfloat16")
+MAX_SEED = 2**63 - 1  # numpy's seed sequence takes any int; the result schema 20 digits
+PROG = "python -m harness"
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors in one line, exit 2 (argparse prints the whole usage block first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{PROG}: error: {message} (see {PROG} --help)\n")
+
+
+def positive(kind):
+    def convert(text: str):
+        value = kind(text)
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+        return value
+
+    convert.__name__ = kind.__name__  # argparse names the type in "invalid int value"
+    return convert
 
 
 def parse(argv: list[str]) -> Options:
-    p = argparse.ArgumentParser(prog="python -m harness", description=__doc__.split("\n")[0])
+    p = Parser(prog=PROG, description=__doc__.split("\n")[0])
     p.add_argument("--models", default=None,
                    help="comma-separated model ids (default: all, smallest first)")
     p.add_argument("--dtypes", default=",".join(DTYPES))
@@ -39,15 +61,20 @@ def parse(argv: list[str]) -> Options:
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="fail unless JAX runs on this backend")
     p.add_argument("--seed", type=int, default=0, help="synthetic weights and prompts")
-    p.add_argument("--results", type=Path, default=registry.REPO_ROOT / "results")
-    p.add_argument("--timeout", type=float, default=3600.0,
+    p.add_argument("--results", default=str(registry.REPO_ROOT / "results"))
+    p.add_argument("--timeout", type=positive(float), default=3600.0,
                    help="seconds per model process (reference, checks)")
     p.add_argument("--cache", default=None,
                    help="synthetic checkpoints and reference outputs (default "
                         "$GEMMA3_HARNESS_CACHE or ~/.cache/gemma3-harness)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=positive(int), default=None,
                    help="CPU threads per model process (default: the idle cores)")
     args = p.parse_args(argv)
+    for option in ("models", "checkpoint", "cache", "results"):
+        if getattr(args, option) is not None and not getattr(args, option).strip():
+            p.error(f"--{option} is empty; leave it out for the default")
+    if args.models is not None and not [m for m in args.models.split(",") if m.strip()]:
+        p.error(f"--models {args.models!r} names no model id")
     try:
         models = registry.select(args.models)
     except ValueError as e:
@@ -57,18 +84,32 @@ def parse(argv: list[str]) -> Options:
     if bad or not dtypes:
         p.error(f"--dtypes {args.dtypes!r}: expected a comma-separated subset of "
                 f"{', '.join(DTYPES)}")
+    if len(set(dtypes)) != len(dtypes):
+        p.error(f"--dtypes {args.dtypes!r} names a dtype twice")
     if args.checkpoint and len(models) != 1:
         p.error(f"--checkpoint names one model's weights; pass exactly one --models id "
                 f"(got {len(models)})")
-    if args.seed < 0:
-        p.error("--seed must be >= 0")
+    if not 0 <= args.seed <= MAX_SEED:
+        p.error(f"--seed {args.seed}: must be >= 0 and at most 2**63 - 1")
     command = scrub(shlex.join(["python", "-m", "harness", *argv]))
-    return Options(models, dtypes, args.checkpoint, args.backend, args.seed, args.results,
+    return Options(models, dtypes, args.checkpoint, args.backend, args.seed, Path(args.results),
                    args.timeout, args.cache, args.threads, command)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(parse(sys.argv[1:] if argv is None else argv))
+    """SIGINT / SIGTERM stop the run cleanly (exit 130 / 143, see harness/process.py)."""
+    with stop_on_signals():
+        try:
+            opts = parse(sys.argv[1:] if argv is None else argv)
+            preflight.check_run(opts.results, opts.cache, opts.models, opts.checkpoint)
+            return run(opts)
+        except preflight.Refused as e:
+            print(f"{PROG}: error: {e}", file=sys.stderr)
+            return 2
+        except Interrupted as e:  # before any model ran (run() reports its own)
+            print(f"{PROG}: stopped by {e} before any model ran; nothing written",
+                  file=sys.stderr)
+            return e.exit_code
 
 
 if __name__ == "__main__":

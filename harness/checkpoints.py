@@ -88,10 +88,7 @@ def describe(spec: ModelSpec, given: str | None, seed: int) -> str:
     if path.is_dir():
         revision, repo = revision_of(path), _repo_of_snapshot(path)
         return f"hub:{repo}@{revision}" if revision and repo else f"local:{local_digest(path)}"
-    from huggingface_hub import HfApi
+    from harness.preflight import hub_config_dir
 
-    try:
-        return f"hub:{given}@{HfApi().model_info(given).sha}"
-    except Exception as e:  # noqa: BLE001 - network, auth, unknown repo
-        raise ValueError(f"cannot resolve the revision of {given!r} on the hub ({e}); pass a "
-                         "local checkpoint directory instead") from None
+    # The snapshot the pre-check found (cached, or its config.json fetched): no weights needed.
+    return f"hub:{given}@{revision_of(hub_config_dir(given))}"

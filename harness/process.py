@@ -1,10 +1,16 @@
 """Child processes of a run (reference, checks): output streamed through a filter, a wall-clock
 limit that kills the whole process group, and the cause of death named the way the result
-schema wants it (oom, timeout, crash, compile)."""
+schema wants it (oom, timeout, crash, compile).
+
+SIGTERM and SIGINT to the harness raise `Interrupted` in its main thread (`stop_on_signals`):
+whatever is running unwinds, so run_child kills its child's process group and the `finally`
+and `except BaseException` blocks remove partial checkpoints and temporary directories.
+"""
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import os
 import signal
@@ -18,6 +24,64 @@ TAIL_LINES = 60
 OOM_CODES = (-signal.SIGKILL, 128 + signal.SIGKILL)  # the kernel's OOM killer sends SIGKILL
 COMPILE_HINTS = ("XlaRuntimeError", "compilation failed", "Compilation failure",
                  "failed to compile")
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(BaseException):  # like KeyboardInterrupt: not caught by `except Exception`
+    """SIGTERM or SIGINT arrived; `exit_code` is 128 + the signal number (130, 143)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+class _Stop:
+    """What the handler does: raise at once, or, inside a deferred block, after it."""
+
+    deferring = 0
+    pending: int | None = None
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """SIGINT and SIGTERM raise Interrupted while inside; the first one only: later ones are
+    ignored, so that the clean-up it triggers is not itself cut short."""
+
+    def handler(signum, frame):
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        if _Stop.deferring:
+            _Stop.pending = signum
+        else:
+            raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        _Stop.pending = None
+
+
+@contextlib.contextmanager
+def deferred_signals():
+    """A stop signal waits until the block is done (a rename, a result file's rewrite), so an
+    interruption never lands between a write and the rename that publishes it. (Python runs
+    signal handlers in the main thread, so a flag the handler reads is enough.)"""
+    _Stop.deferring += 1
+    try:
+        yield
+    finally:
+        _Stop.deferring -= 1
+    if not _Stop.deferring and _Stop.pending is not None:
+        raise Interrupted(_Stop.pending)
 
 
 @dataclasses.dataclass
@@ -53,11 +117,19 @@ def run_child(args: list[str], *, env: dict, cwd, timeout: float | None,
         timed_out = True
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    except BaseException:  # Ctrl-C: do not leave the model process running
-        os.killpg(proc.pid, signal.SIGKILL)
+    except BaseException:  # Interrupted, Ctrl-C: do not leave the model process running
+        _kill_group(proc)
         raise
     reader.join(timeout=10)
     return Finished(proc.returncode, timed_out, time.perf_counter() - start, list(tail))
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL to the child's whole process group (its own workers too), then reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
 
 
 def cause(done: Finished, stage: str, timeout: float | None) -> str:

@@ -18,10 +18,11 @@ import psutil
 
 from harness import checkpoints, planner, registry
 from harness.code_hash import project
-from harness.process import cause, run_child
+from harness.process import Interrupted, cause, deferred_signals, run_child
 from harness.prompts import make_prompts
 from harness.reference import DONE, reference_dir
 from harness.results import ResultFile, model_entry, utc_stamp
+from harness.synthetic import discard_partials
 from harness.threads import allocator_env, auto_threads, child_env
 
 CHECKS_DIR = "harness/checks"
@@ -105,18 +106,40 @@ def run(opts: Options) -> int:
     progress("run", f"{fp['backend']} / {fp['device_kind']} x{fp['device_count']}, "
                     f"{len(opts.models)} model(s), dtypes {','.join(opts.dtypes)}")
     result = ResultFile(opts.results, provenance(fp, opts.command))
-    for spec in opts.models:
-        started = time.perf_counter()
-        entry, tests, deselected = run_model(spec, opts, memory_now(fp), progress)
-        result.add_model(spec.id, entry, tests, deselected)
-        path = result.write()
-        counts = ", ".join(f"{n} {o}" for o in ("passed", "failed", "error", "skipped")
-                           if (n := sum(t["outcome"] == o for t in tests)))
-        progress(spec.id, f"{entry['status']} in {time.perf_counter() - started:.0f} s"
-                          f"{' (' + counts + ')' if counts else ''}"
-                          f"{': ' + entry['reason'] if entry['reason'] else ''}")
+    spec = opts.models[0]
+    try:
+        for spec in opts.models:
+            path = _run_and_record(spec, opts, fp, result, progress)
+    except Interrupted as stop:
+        return _stopped(stop, spec.id, result)
     progress("run", f"wrote {path}")
     return result.document()["exitcode"]
+
+
+def _run_and_record(spec, opts: Options, fp: dict, result: ResultFile, progress) -> Path:
+    """Runs one model and rewrites the result file with it; the file's path."""
+    started = time.perf_counter()
+    entry, tests, deselected = run_model(spec, opts, memory_now(fp), progress)
+    with deferred_signals():  # a stop waits for the file to be whole
+        result.add_model(spec.id, entry, tests, deselected)
+        path = result.write()
+    counts = ", ".join(f"{n} {o}" for o in ("passed", "failed", "error", "skipped")
+                       if (n := sum(t["outcome"] == o for t in tests)))
+    progress(spec.id, f"{entry['status']} in {time.perf_counter() - started:.0f} s"
+                      f"{' (' + counts + ')' if counts else ''}"
+                      f"{': ' + entry['reason'] if entry['reason'] else ''}")
+    return path
+
+
+def _stopped(stop: Interrupted, model: str, result: ResultFile) -> int:
+    """One line for a run stopped by SIGINT/SIGTERM; the models finished before are kept."""
+    done = list(result.provenance["models"])
+    where = (f"after {model}" if model in done else
+             f"during {model}: its processes were killed and its partial files removed")
+    kept = (f"{len(done)} finished model(s) kept in {result.path}" if done
+            else "no model had finished, no result file written")
+    print(f"python -m harness: stopped by {stop} {where}; {kept}", file=sys.stderr)
+    return stop.exit_code
 
 
 def run_model(spec: registry.ModelSpec, opts: Options, fp: dict, progress):
@@ -158,9 +181,13 @@ def _reference(spec, ckpt, refdirs: dict, opts: Options, threads: int, progress)
     if not missing:
         return None
     progress(spec.id, f"reference ({', '.join(missing)}; {threads} thread(s))")
-    done = run_child(_reference_args(spec, ckpt, missing, opts), env=child_env(threads),
-                     cwd=registry.REPO_ROOT, timeout=opts.timeout,
-                     show=lambda line: line.startswith("reference:"))
+    try:
+        done = run_child(_reference_args(spec, ckpt, missing, opts), env=child_env(threads),
+                         cwd=registry.REPO_ROOT, timeout=opts.timeout,
+                         show=lambda line: line.startswith("reference:"))
+    finally:  # a reference killed while saving leaves its hidden staging folder
+        for path in refdirs.values():
+            discard_partials(path)
     if done.returncode == 0 and not done.timed_out:
         return None
     return cause(done, "running the transformers reference", opts.timeout)

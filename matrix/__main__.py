@@ -4,7 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .load import list_result_files
+from .load import ResultsDirError, list_result_files
 from .pipeline import build_block, load_valid
 from .readme import MarkerError, splice, unified_diff
 from .registry import load_registry
@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
-    except (MarkerError, FileNotFoundError) as exc:
+    except (MarkerError, FileNotFoundError, ResultsDirError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
@@ -64,9 +64,6 @@ def _expected_readme(args) -> tuple[str, str, list, int]:
     if not args.readme.is_file():
         raise FileNotFoundError(f"{args.readme} not found; pass --readme PATH")
     current = args.readme.read_bytes().decode("utf-8")
-    if not args.results.is_dir():
-        print(f"note: {args.results}/ does not exist; rendering with no results",
-              file=sys.stderr)
     files = [(path, str(path)) for path in list_result_files(args.results)]
     registry = load_registry()
     results, problems = load_valid(files, registry)

@@ -2,6 +2,8 @@
 
 import json
 import math
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,11 +30,26 @@ class NonFinite:
         return self.text
 
 
+class ResultsDirError(OSError):
+    """The --results folder is missing or is not a folder: never read as "no results"."""
+
+
 def list_result_files(results_dir: Path) -> list[Path]:
-    """Every `*.json` file directly in `results_dir`, sorted by name; [] when the dir is absent."""
-    if not results_dir.is_dir():
-        return []
-    return sorted(p for p in results_dir.iterdir() if p.suffix == ".json" and p.is_file())
+    """The entries of `results_dir` to read, sorted by name: every `*.json` entry, and every
+    entry that is not a regular file (read_result refuses those by name). Hidden entries (the
+    harness's `.result-*.tmp` while it writes) and other regular files are not results.
+
+    A missing folder is an error: rendering it as "no results" would wipe the matrix."""
+    try:
+        mode = results_dir.stat().st_mode  # the folder itself may be a link to a folder
+    except OSError as exc:
+        raise ResultsDirError(f"--results {results_dir}: {exc.strerror.lower()}; pass the "
+                              "folder of result files (default: results/)") from None
+    if not stat.S_ISDIR(mode):
+        raise ResultsDirError(f"--results {results_dir}: is a {_kind(mode)}, not a folder of "
+                              "result files")
+    entries = (p for p in results_dir.iterdir() if not p.name.startswith("."))
+    return sorted(p for p in entries if p.suffix == ".json" or not _is_regular(p))
 
 
 def read_result(path: Path, name: str) -> tuple[Result | None, list[Problem]]:
@@ -54,16 +71,43 @@ def read_result(path: Path, name: str) -> tuple[Result | None, list[Problem]]:
 
 
 def _read_text(path: Path) -> tuple[str, str | None]:
-    """The file's text, or an explanation of why it cannot be used."""
+    """The file's text, or an explanation of why it cannot be used. Only a regular file is
+    opened (lstat first: opening a FIFO would hang, a device could stream forever, a symlink
+    could point anywhere), and at most MAX_FILE_BYTES + 1 bytes are read before parsing."""
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            return "", f"file is {size} bytes; result files are at most {MAX_FILE_BYTES} bytes"
-        return path.read_bytes().decode("utf-8"), None
+        mode = path.lstat().st_mode
+        if not stat.S_ISREG(mode):
+            return "", (f"is a {_kind(mode)}, not a regular file; not read: result files must "
+                        "be plain files (copy the file itself into results/)")
+        # O_NONBLOCK: should the path be swapped for a FIFO after the lstat, open() returns.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return "", "is not a regular file; not read"
+            # The size is checked before reading, and the read stops past the cap anyway (a
+            # file that grows while it is read).
+            data = b"" if info.st_size > MAX_FILE_BYTES else f.read(MAX_FILE_BYTES + 1)
+        if info.st_size > MAX_FILE_BYTES or len(data) > MAX_FILE_BYTES:
+            size = max(info.st_size, len(data))
+            return "", (f"file is {size} bytes; result files are at most {MAX_FILE_BYTES} "
+                        "bytes (20 MiB), checked before parsing")
+        return data.decode("utf-8"), None
     except OSError as exc:
         return "", f"file cannot be read ({exc.strerror}); check the path"
     except UnicodeDecodeError as exc:
         return "", f"file is not UTF-8 (bad byte at offset {exc.start}); write it as UTF-8 JSON"
+
+
+def _is_regular(path: Path) -> bool:
+    return stat.S_ISREG(path.lstat().st_mode)
+
+
+def _kind(mode: int) -> str:
+    kinds = ((stat.S_ISLNK, "symlink"), (stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO"),
+             (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+             (stat.S_ISSOCK, "socket"), (stat.S_ISREG, "regular file"))
+    return next((name for test, name in kinds if test(mode)), "special file")
 
 
 def parse_json(text: str):

@@ -1,5 +1,6 @@
 """Cross-field rules a JSON Schema cannot express; they run on schema-valid files only."""
 
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePath
@@ -13,6 +14,12 @@ from .registry import Model
 
 _OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed")
 _RAN = {"passed", "failed", "error", "xpassed"}
+# The planner's refusal (harness/planner.py): `needs 58.3 GiB > has 39.4 GiB (...)`, figures
+# rounded to 0.1 GiB; the reference process's own need reads `reference needs ...`.
+_MEMORY_REASON = re.compile(r"(?:reference )?needs ([0-9]+(?:\.[0-9]+)?) GiB > has "
+                            r"([0-9]+(?:\.[0-9]+)?) GiB")
+_GIB = 2**30
+_ROUNDING_GIB = 0.05 + 1e-9  # the reason's figures are rounded to one decimal
 
 
 def rule_problems(result: Result, registry: tuple[Model, ...],
@@ -62,11 +69,47 @@ def _file_name(name: str, provenance: dict) -> list:
 
 
 def _model_entries(provenance: dict, ids: set[str]) -> list:
-    return [
+    found = [
         (json_path(("provenance", "models", key)),
          f"model id {key!r} is not in matrix/models.json; use a registry id")
         for key in provenance["models"] if key not in ids
     ]
+    for key, entry in provenance["models"].items():
+        if entry["status"] == "not_supported":
+            found += [(json_path(("provenance", "models", key, field)), message)
+                      for field, message in _memory_refusal(entry)]
+    return found
+
+
+def _memory_refusal(entry: dict) -> list:
+    """A not_supported model carries the planner's figures, and they agree with each other:
+    it needed more than there was, and the reason's rounded figures are the recorded bytes'."""
+    match = _MEMORY_REASON.match(entry["reason"])
+    if match is None:
+        message = (f"{entry['reason'][:80]!r} gives no memory figures; a not_supported reason "
+                   "is the planner's 'needs X GiB > has Y GiB'")
+        return [("reason", message)]
+    null = ("is null; a not_supported model records the bytes it needed and had (the figures "
+            "of its reason)")
+    missing = [(key, null) for key in ("predicted_bytes", "available_bytes") if entry[key] is None]
+    if missing:
+        return missing
+    needs, has = float(match[1]), float(match[2])
+    predicted, available = entry["predicted_bytes"], entry["available_bytes"]
+    if predicted <= available or needs <= has:
+        message = (f"says needs {needs:g} GiB > has {has:g} GiB with predicted_bytes {predicted} "
+                   f"and available_bytes {available}: that fits, so it is not a memory refusal")
+        return [("reason", message)]
+    found = []
+    if needs > predicted / _GIB + _ROUNDING_GIB:  # the reason's need is part of the prediction
+        message = (f"says needs {needs:g} GiB, more than predicted_bytes {predicted} "
+                   f"({predicted / _GIB:.2f} GiB)")
+        found.append(("reason", message))
+    if has < available / _GIB - _ROUNDING_GIB:  # available_bytes is the least of all devices
+        message = (f"says has {has:g} GiB, less than available_bytes {available} "
+                   f"({available / _GIB:.2f} GiB)")
+        found.append(("reason", message))
+    return found
 
 
 def _tests(tests: list, entries: dict, ids: set[str]) -> list:

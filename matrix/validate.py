@@ -58,12 +58,45 @@ def _known(version) -> bool:
 
 
 def _message(error) -> str:
+    """jsonschema's message, reworded where it does not state the limit ("is too long"), and
+    with a long value shortened so that the limit is not cut off the end of the message."""
     if isinstance(error.instance, NonFinite):
         return (
             f"{error.instance!r} is not a finite number (JSON has no NaN or Infinity); "
             "write null for a missing measurement"
         )
+    if error.validator in _SIZED:
+        return _size_message(error)
+    if error.validator == "uniqueItems":
+        return f"{_preview(error.instance)} repeats an item; the schema allows each item once"
+    text = repr(error.instance)
+    if len(text) > _PREVIEW and error.message.startswith(text):
+        return _preview(error.instance) + error.message[len(text):]
     return error.message
+
+
+# Validators whose jsonschema message ("... is too long") leaves out the limit.
+_SIZED = {
+    "maxItems": ("items", "allows at most"), "minItems": ("items", "requires at least"),
+    "maxLength": ("characters", "allows at most"), "minLength": ("characters", "requires at least"),
+    "maxProperties": ("keys", "allows at most"), "minProperties": ("keys", "requires at least"),
+}
+_PREVIEW = 60
+
+
+def _size_message(error) -> str:
+    """`$.tests: 10001 items; the schema allows at most 10000`, `'abc…' is 301 characters; …`."""
+    unit, bound = _SIZED[error.validator]
+    count = f"{len(error.instance)} {unit}"
+    if isinstance(error.instance, str):
+        key = "key " if "propertyNames" in error.schema_path else ""
+        count = f"{key}{_preview(error.instance)} is {count}"
+    return f"{count}; the schema {bound} {error.validator_value}"
+
+
+def _preview(value) -> str:
+    text = repr(value)
+    return text if len(text) <= _PREVIEW else text[: _PREVIEW - 1] + "…"
 
 
 def _path_key(path) -> tuple:

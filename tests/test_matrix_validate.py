@@ -254,7 +254,8 @@ def test_tests_need_a_provenance_entry(tmp_path):
 def test_not_supported_model_cannot_have_run_tests(tmp_path):
     data = base()
     entry = data["provenance"]["models"]["gemma-3-270m"]
-    entry.update(status="not_supported", reason="needs 2 GiB > has 1 GiB")
+    entry.update(status="not_supported", reason="needs 2 GiB > has 1 GiB",
+                 predicted_bytes=2 * 2**30, available_bytes=2**30)
     assert "recorded not_supported, yet this test ran" in problems(tmp_path, data)[0]
 
 
