@@ -102,10 +102,11 @@ class Problems(list):
         self.source = source
 
     def bad(self, key: str, value: Any, expected: str) -> None:
-        self.append(f"{key}: {_show(value)}; expected {expected}")
+        self.note(f"{key}: {_show(value)}; expected {expected}")
 
     def note(self, text: str) -> None:
-        self.append(text)
+        if text not in self:  # a section read twice (rope_parameters per layer type) says it once
+            self.append(text)
 
     def raise_if_any(self) -> None:
         lines = [f"{self.source} {line}" for line in self]
@@ -149,8 +150,8 @@ class Fields:
         # A negative epsilon makes rsqrt(mean(x^2) + eps) NaN for small activations.
         if isinstance(value, float) and math.isfinite(value) and value >= 0:
             return value
-        return self.bad(key, value, "a finite float >= 0, such as 1e-06 (transformers "
-                                    "refuses an integer here)")
+        hint = " (transformers refuses an integer here)" if _is_int(value) else ""
+        return self.bad(key, value, f"a finite float >= 0, such as 1e-06{hint}")
 
     def number(self, key: str, value: Any) -> float | None:
         """A positive finite int or float (RoPE dicts, which transformers does not type-check)."""
@@ -324,6 +325,8 @@ def _layer_types(f: Fields) -> tuple[str, ...] | None:
         bad = [i for i, t in enumerate(types) if t not in (SLIDING, GLOBAL)]
         for i in bad[:3]:
             f.bad(f"layer_types[{i}]", types[i], f"{SLIDING!r} or {GLOBAL!r}")
+        if len(bad) > 3:
+            f.problems.note(f"has {len(bad)} such entries in {f.prefix}layer_types in all")
         if num_layers is not None and len(types) != num_layers:
             f.problems.note(f"has {len(types)} {f.prefix}layer_types for "
                             f"num_hidden_layers={num_layers}")
