@@ -236,7 +236,10 @@ class TensorReader:
 
     def close(self) -> None:
         for mm in self._maps.values():
-            mm.close()
+            try:
+                mm.close()
+            except BufferError:  # an exception's traceback still holds a view of it: the map
+                pass  # is closed when that view is freed
         self._maps.clear()
 
     def __enter__(self):
