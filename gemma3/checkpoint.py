@@ -111,7 +111,10 @@ def _bad_shard_path(file) -> str | None:
 
 def shard_files(directory: Path) -> list[Path]:
     """The safetensors files of a checkpoint directory (sharded index or a single file)."""
-    weight_map = read_index(directory)
+    return _shard_files(directory, read_index(directory))
+
+
+def _shard_files(directory: Path, weight_map: dict[str, str] | None) -> list[Path]:
     if weight_map is not None:
         files = sorted(set(weight_map.values()))
         missing = [f for f in files if not exists(directory / f)]
@@ -128,8 +131,8 @@ def read_tensors(directory: Path) -> list[TensorInfo]:
     """Every tensor's header entry in every shard, checked against the index's weight_map:
     each listed tensor in its listed shard, and each shard's tensors listed; one error lists
     every disagreement."""
-    tensors = [info for f in shard_files(directory) for info in read_header(f)]
     weight_map = read_index(directory)
+    tensors = [info for f in _shard_files(directory, weight_map) for info in read_header(f)]
     if weight_map is None:
         return tensors
     problems, found = [], set()
