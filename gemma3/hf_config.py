@@ -291,8 +291,8 @@ def _vision(f: Fields) -> VisionConfig | None:
                         f"{f.prefix}num_attention_heads ({values['num_attention_heads']})")
     if values["image_size"] and values["patch_size"] and values["patch_size"] > values["image_size"]:
         f.bad("patch_size", values["patch_size"], f"at most image_size ({values['image_size']})")
-    if f.problems:
-        return None
+    if any(v is None for v in values.values()):
+        return None  # (a VisionConfig with other problems is still built: it checks nothing)
     return VisionConfig(**values)
 
 

@@ -200,3 +200,9 @@ def test_config_that_is_not_an_object(tmp_path):
     with pytest.raises(ConfigError, match=f"{tmp_path}/config.json holds a JSON array; expected a "
                                           "JSON object"):
         gemma3.from_pretrained(tmp_path)
+
+
+def test_problems_of_text_and_vision_towers_come_together():
+    message = refused(nested({"head_dim": 0}, mm_tokens_per_image=250))
+    assert f"{SOURCE} has 2 problems:" in message
+    assert "text_config.head_dim: 0" in message and "mm_tokens_per_image: 250" in message
