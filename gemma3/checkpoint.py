@@ -7,10 +7,11 @@ so that every problem names the file and tensor, and so that bf16 maps to ml_dty
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import mmap
 import struct
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import ml_dtypes
 import numpy as np
@@ -23,10 +24,22 @@ DTYPES = {
 }
 MAX_HEADER_BYTES = 100 * 2**20  # the format's own limit
 COPY_CHUNK_BYTES = 32 * 2**20  # file bytes resident at once while a tensor is copied out
+CHECK_BLOCK = 2**18  # elements checked for NaN/Inf at once: cache-sized, so the check stays cheap
+# Float dtype -> (same-size unsigned int, mask without the sign bit, exponent all ones): a value
+# is NaN or Inf exactly when its bits without the sign are >= the all-ones exponent.
+FLOAT_BITS = {
+    np.dtype(ml_dtypes.bfloat16): (np.uint16, 0x7FFF, 0x7F80),
+    np.dtype(np.float16): (np.uint16, 0x7FFF, 0x7C00),
+    np.dtype(np.float32): (np.uint32, 0x7FFF_FFFF, 0x7F80_0000),
+}
 
 
 class CheckpointError(ValueError):
     """A checkpoint directory or file that cannot be read as a Gemma 3 safetensors checkpoint."""
+
+
+class NonFiniteError(CheckpointError):
+    """A tensor holds NaN or Inf: the model would silently produce garbage."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,28 +52,109 @@ class TensorInfo:
     nbytes: int
 
 
+def exists(path: Path) -> bool:
+    """Path.exists, except that a symlink loop is an error that names the looping link
+    (Path.exists says False, which would read as "missing")."""
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return False
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise CheckpointError(f"cannot read {path}: {e.strerror}") from None
+        loop = next((p for p in reversed([path, *path.parents]) if _loops(p)), path)
+        raise CheckpointError(f"symlink loop at {loop}: it points (through other links) back "
+                              "to itself; replace it with the file or directory it "
+                              "should name") from None
+    return True
+
+
+def _loops(path: Path) -> bool:
+    try:
+        path.stat()
+    except OSError as e:
+        return e.errno == errno.ELOOP
+    return False
+
+
+def read_index(directory: Path) -> dict[str, str] | None:
+    """The index's weight_map (tensor name -> shard file), or None for a single-file
+    checkpoint. Shard paths must be relative and stay inside the directory."""
+    index = directory / INDEX_FILE
+    if not exists(index):
+        return None
+    try:
+        weight_map = json.loads(index.read_bytes().decode("utf-8"))["weight_map"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{index} is not a valid safetensors index "
+                              f"(expected JSON with a 'weight_map'): {e}") from None
+    if not isinstance(weight_map, dict):
+        raise CheckpointError(f"{index} weight_map is a JSON {type(weight_map).__name__}; "
+                              "expected an object mapping tensor names to shard files")
+    problems = [f"weight_map[{name!r}] = {file!r}: {why}"
+                for name, file in weight_map.items() if (why := _bad_shard_path(file))]
+    if problems:
+        raise CheckpointError(f"{index} has {len(problems)} bad shard path(s):\n  "
+                              + "\n  ".join(problems))
+    return weight_map
+
+
+def _bad_shard_path(file) -> str | None:
+    """Why `file` cannot name a shard inside the checkpoint directory, or None."""
+    if not isinstance(file, str) or not file:
+        return "expected a file name such as 'model-00001-of-00002.safetensors'"
+    parts = PurePosixPath(file.replace("\\", "/")).parts
+    if file.startswith(("/", "\\")) or (parts and ":" in parts[0]) or ".." in parts:
+        return "a shard must lie inside the checkpoint directory (no absolute path, no '..')"
+    return None
+
+
 def shard_files(directory: Path) -> list[Path]:
     """The safetensors files of a checkpoint directory (sharded index or a single file)."""
-    index = directory / INDEX_FILE
-    if index.exists():
-        try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise CheckpointError(f"{index} is not a valid safetensors index "
-                                  f"(expected JSON with a 'weight_map'): {e}") from None
+    return _shard_files(directory, read_index(directory))
+
+
+def _shard_files(directory: Path, weight_map: dict[str, str] | None) -> list[Path]:
+    if weight_map is not None:
         files = sorted(set(weight_map.values()))
-        missing = [f for f in files if not (directory / f).exists()]
+        missing = [f for f in files if not exists(directory / f)]
         if missing:
-            raise CheckpointError(f"{index} lists shard(s) missing from {directory}: "
-                                  f"{', '.join(missing)}. Download them again.")
+            raise CheckpointError(f"{directory / INDEX_FILE} lists shard(s) missing from "
+                                  f"{directory}: {', '.join(missing)}. Download them again.")
         return [directory / f for f in files]
-    if (directory / SINGLE_FILE).exists():
+    if exists(directory / SINGLE_FILE):
         return [directory / SINGLE_FILE]
     raise CheckpointError(f"no {SINGLE_FILE} or {INDEX_FILE} in {directory}")
 
 
+def read_tensors(directory: Path) -> list[TensorInfo]:
+    """Every tensor's header entry in every shard, checked against the index's weight_map:
+    each listed tensor in its listed shard, and each shard's tensors listed; one error lists
+    every disagreement."""
+    weight_map = read_index(directory)
+    tensors = [info for f in _shard_files(directory, weight_map) for info in read_header(f)]
+    if weight_map is None:
+        return tensors
+    problems, found = [], set()
+    for info in tensors:
+        found.add(info.name)
+        listed = weight_map.get(info.name)
+        if listed is None:
+            problems.append(f"{info.name} is in {info.file.name} but not in the weight_map")
+        elif directory / listed != info.file:
+            problems.append(f"{info.name} is in {info.file.name}, but the weight_map puts it "
+                            f"in {listed}")
+    problems += [f"{name} is listed in {file} but no shard holds it"
+                 for name, file in weight_map.items() if name not in found]
+    if problems:
+        raise CheckpointError(f"{directory / INDEX_FILE} disagrees with the shards "
+                              f"({len(problems)} problem(s)):\n  " + "\n  ".join(problems))
+    return tensors
+
+
 def read_header(path: Path) -> list[TensorInfo]:
     """Parses and checks one file's header: every tensor's bytes must lie inside the file."""
+    exists(path)  # a symlink loop is named as such
     size = path.stat().st_size
     with path.open("rb") as f:
         head = f.read(8)
@@ -77,8 +171,24 @@ def read_header(path: Path) -> list[TensorInfo]:
     if not isinstance(header, dict):
         raise CheckpointError(f"{path} has a corrupt header: expected a JSON object")
     data_start, data_len = 8 + header_len, size - 8 - header_len
-    return [_tensor_info(path, name, entry, data_start, data_len)
-            for name, entry in header.items() if name != "__metadata__"]
+    infos = [_tensor_info(path, name, entry, data_start, data_len)
+             for name, entry in header.items() if name != "__metadata__"]
+    _check_no_overlap(path, infos)
+    return infos
+
+
+def _check_no_overlap(path: Path, infos: list[TensorInfo]) -> None:
+    """Two tensors sharing bytes would alias each other's values: the file is corrupt."""
+    problems, reach = [], None  # reach: the tensor seen so far that ends last
+    for info in sorted((i for i in infos if i.nbytes), key=lambda i: i.start):
+        if reach is not None and info.start < reach.start + reach.nbytes:
+            problems.append(f"{reach.name!r} [{reach.start}, {reach.start + reach.nbytes}) and "
+                            f"{info.name!r} [{info.start}, {info.start + info.nbytes})")
+        if reach is None or info.start + info.nbytes > reach.start + reach.nbytes:
+            reach = info
+    if problems:
+        raise CheckpointError(f"{path} is corrupt: tensors' data ranges overlap (byte offsets "
+                              "in the file): " + "; ".join(problems))
 
 
 def _tensor_info(path: Path, name: str, entry, data_start: int, data_len: int) -> TensorInfo:
@@ -129,7 +239,10 @@ class TensorReader:
 
     def close(self) -> None:
         for mm in self._maps.values():
-            mm.close()
+            try:
+                mm.close()
+            except BufferError:  # an exception's traceback still holds a view of it: the map
+                pass  # is closed when that view is freed
         self._maps.clear()
 
     def __enter__(self):
@@ -139,12 +252,18 @@ class TensorReader:
         self.close()
 
 
-def copy_out(view: np.ndarray, dtype, release=None) -> np.ndarray:
+def copy_out(view: np.ndarray, dtype, release=None, finite_check: str | None = None
+             ) -> np.ndarray:
     """view (of the mapped file, maybe transposed) as a new C-ordered array of `dtype`, copied
     in chunks along its file-major axis (the largest stride), calling `release` after each
-    chunk so at most a chunk of the file is resident besides the copy."""
+    chunk so at most a chunk of the file is resident besides the copy.
+
+    finite_check: the tensor's description ("model.norm.weight in model.safetensors"); when
+    given, each chunk is checked for NaN and Inf as it is copied, and NonFiniteError names it."""
     if release is None or view.ndim == 0 or view.size == 0:
-        return np.array(view, dtype=dtype, order="C")
+        out = np.array(view, dtype=dtype, order="C")
+        _check_finite(out, None, 0, finite_check, out.shape)
+        return out
     out = np.empty(view.shape, dtype)
     axis = int(np.argmax(np.abs(view.strides)))
     step = max(1, COPY_CHUNK_BYTES // max(abs(view.strides[axis]), 1))
@@ -152,4 +271,37 @@ def copy_out(view: np.ndarray, dtype, release=None) -> np.ndarray:
         chunk = (slice(None),) * axis + (slice(start, start + step),)
         out[chunk] = view[chunk]
         release()
+        _check_finite(out[chunk], axis, start, finite_check, out.shape)
     return out
+
+
+def _check_finite(chunk: np.ndarray, axis, start: int, name: str | None, shape) -> None:
+    if name is None:
+        return
+    bad = first_nonfinite(chunk)
+    if bad is not None:
+        where = np.unravel_index(bad, chunk.shape)
+        value, index = chunk[where], [int(i) for i in where]
+        if axis is not None:
+            index[axis] += start
+        raise NonFiniteError(
+            f"{name} holds non-finite values (first: {float(value)} at index "
+            f"{index} of the loaded {list(shape)} array): the checkpoint is "
+            "corrupt, and the model would silently produce garbage. Pass "
+            "allow_nonfinite=True to from_pretrained to load it anyway.")
+
+
+def first_nonfinite(a: np.ndarray) -> int | None:
+    """The flat (C-order) index of the first NaN or Inf in `a`, or None. Float types are read
+    by their exponent bits in cache-sized blocks: several times faster than np.isfinite."""
+    bits = FLOAT_BITS.get(a.dtype)
+    if bits is None or not a.flags.c_contiguous:
+        bad = np.flatnonzero(~np.isfinite(a))
+        return int(bad[0]) if bad.size else None
+    uint, mask, exponent = bits
+    flat = a.reshape(-1).view(uint)
+    for start in range(0, flat.size, CHECK_BLOCK):
+        magnitude = flat[start:start + CHECK_BLOCK] & mask
+        if magnitude.max() >= exponent:
+            return start + int(np.flatnonzero(magnitude >= exponent)[0])
+    return None

@@ -1,11 +1,13 @@
-"""Gemma 3 configurations: one frozen dataclass per tower, one factory per released size,
-and a reader for every config.json format the hub and transformers have written."""
+"""Gemma 3 configurations: one frozen dataclass per tower and one factory per released size.
+
+config.json files are read by gemma3.hf_config.config_from_hf, which imports this module (and
+not the other way round)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Literal
+from typing import Literal
 
 LayerType = Literal["sliding_attention", "full_attention"]
 SLIDING: LayerType = "sliding_attention"
@@ -183,13 +185,6 @@ class Gemma3Config:
         if size not in factories:
             raise ValueError(f"unknown Gemma 3 size {size!r}; expected one of {sorted(factories)}")
         return factories[size]()
-
-    @classmethod
-    def from_hf_config(cls, config: dict[str, Any]) -> Gemma3Config:
-        """Reads a transformers config.json dict (any format); see gemma3.hf_config."""
-        from gemma3.hf_config import config_from_hf
-
-        return config_from_hf(config)
 
 
 def _text(hidden, intermediate, layers, *, heads, kv_heads, head_dim=256,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gemma3.checkpoint import CheckpointError
+from gemma3.checkpoint import CheckpointError, exists
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # What a Gemma 3 repo holds that we use: configs, tokenizer, weights.
@@ -15,7 +15,7 @@ ALLOW_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model"]
 def resolve_checkpoint(path_or_hub_id, *, revision: str | None = None) -> Path:
     """A local directory as it is; otherwise a hub id downloaded (or found in the hub cache)."""
     path = Path(path_or_hub_id).expanduser()
-    if path.is_dir():
+    if exists(path) and path.is_dir():  # exists: a symlink loop is an error naming it
         return path
     text = str(path_or_hub_id)
     if path.exists() or not HUB_ID.match(text):

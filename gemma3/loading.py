@@ -22,8 +22,8 @@ from gemma3.checkpoint import (
     TensorInfo,
     TensorReader,
     copy_out,
-    read_header,
-    shard_files,
+    exists,
+    read_tensors,
 )
 from gemma3.config import Gemma3Config
 from gemma3.hf_config import config_from_hf
@@ -54,23 +54,30 @@ def resolve_dtype(dtype) -> jnp.dtype:
 
 def load_config(directory: Path) -> Gemma3Config:
     path = directory / "config.json"
-    if not path.exists():
+    if not exists(path):
         raise CheckpointError(f"no config.json in {directory}: a checkpoint directory needs the "
                               "config.json that comes with the weights")
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise CheckpointError(f"{path} is not UTF-8 text (byte {e.start}: "
+                              f"{e.object[e.start:e.start + 1]!r}); config.json must be UTF-8 "
+                              "JSON") from None
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path} is not valid JSON: {e}") from None
     return config_from_hf(raw, source=str(path))
 
 
 def from_pretrained(path_or_hub_id: str | Path, *, dtype="bfloat16", text_only: bool = False,
-                    revision: str | None = None, mesh=None, progress: bool | None = None) -> Gemma3:
+                    revision: str | None = None, mesh=None, progress: bool | None = None,
+                    allow_nonfinite: bool = False) -> Gemma3:
     """Loads a Gemma 3 checkpoint (a local directory or a hub id such as google/gemma-3-1b-it).
 
     dtype: 'bfloat16' or 'float32' (float16 is refused: Gemma 3 overflows it).
     text_only: for 4b and up, load the text decoder alone (vision weights are not read).
     mesh: a jax.sharding.Mesh with axes ('fsdp', 'tp'); each tensor goes straight to its shards.
+    allow_nonfinite: load tensors holding NaN or Inf (by default each tensor is checked as it is
+        converted, and the first such tensor is an error naming it).
     """
     target = resolve_dtype(dtype)
     directory = resolve_checkpoint(path_or_hub_id, revision=revision)
@@ -86,23 +93,27 @@ def from_pretrained(path_or_hub_id: str | Path, *, dtype="bfloat16", text_only: 
                                             sum(i.nbytes for i, _ in plan.values()),
                                             enabled=progress) as bar:
         for path, (info, transform) in plan.items():
+            check = None if allow_nonfinite else f"tensor {info.name} in {info.file.name}"
             place = _placer(transform, params[path].shape, target, shardings.get(path),
-                            release=lambda info=info: reader.release(info))
+                            release=lambda info=info: reader.release(info), finite_check=check)
             params[path].set_value(reader.read(info, place))
             bar.advance(info.nbytes)
     return nnx.merge(graphdef, nnx.from_flat_state(params))
 
 
-def _placer(transform: weights.Transform, shape, target, sharding, release):
+def _placer(transform: weights.Transform, shape, target, sharding, release, finite_check=None):
     """Maps the memory-mapped checkpoint view to a device array: whole onto the default device,
-    or with a sharding slice by slice, so each device (and host) copies only what it holds."""
+    or with a sharding slice by slice, so each device (and host) copies only what it holds.
+    finite_check names the tensor in the NaN/Inf error (None: not checked)."""
     if sharding is None:
         # jnp.asarray adopts the fresh host copy without another copy on CPU, so the load
         # holds the converted model plus one chunk of the file, not two copies of a tensor.
-        return lambda view: jnp.asarray(copy_out(transform.apply(view, shape), target, release))
+        return lambda view: jnp.asarray(copy_out(transform.apply(view, shape), target, release,
+                                                 finite_check))
     from gemma3.sharding import put_sharded
 
-    return lambda view: put_sharded(transform.apply(view, shape), target, sharding, release)
+    return lambda view: put_sharded(transform.apply(view, shape), target, sharding, release,
+                                    finite_check)
 
 
 def _shardings(model, mesh) -> dict:
@@ -116,14 +127,15 @@ def _shardings(model, mesh) -> dict:
 def plan_load(directory: Path, params: dict, *, skip_vision: bool = False
               ) -> dict[Path_, tuple[TensorInfo, weights.Transform]]:
     """Matches checkpoint tensors to parameters; raises one LoadError listing every problem."""
-    tensors = [info for f in shard_files(directory) for info in read_header(f)]
+    tensors = read_tensors(directory)
     problems, plan, tied = [], {}, []
     for info in tensors:
         name = weights.canonical_name(info.name)
         if info.name in weights.TIED_HEADS:
             tied.append(info)
             continue
-        if skip_vision and name.startswith(("vision_tower.", "multi_modal_projector.")):
+        if skip_vision and name.startswith(("vision_tower.", "multi_modal_projector.")) \
+                or weights.unused(name):
             continue
         found = weights.match(name)
         if found is None or found[0] not in params:

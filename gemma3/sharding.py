@@ -248,16 +248,18 @@ def to_numpy(x: jax.Array) -> np.ndarray:
 
 
 def put_sharded(source: np.ndarray, dtype, sharding: jax.sharding.Sharding,
-                release: Callable[[], None] | None = None) -> jax.Array:
+                release: Callable[[], None] | None = None,
+                finite_check: str | None = None) -> jax.Array:
     """A global array of source's shape, built one device at a time: each addressable device's
     slice is cast, copied and transferred alone. `source` is usually a view of the memory-mapped
     file, so a host reads only the slices its devices hold and holds one slice at a time in
     host memory; in a multi-host job the other hosts' slices are never read. `release` drops
-    the mapped pages; it runs after each chunk so the file is never resident beyond one chunk."""
+    the mapped pages; it runs after each chunk so the file is never resident beyond one chunk.
+    finite_check: see gemma3.checkpoint.copy_out (each slice checked for NaN/Inf as copied)."""
     dtype = np.dtype(dtype)
     shards = []
     for device, index in sharding.addressable_devices_indices_map(source.shape).items():
-        host = copy_out(source[index], dtype, release)
+        host = copy_out(source[index], dtype, release, finite_check)
         # Waiting bounds host memory to one slice (jax.make_array_from_callback would hold the
         # slices of every local device at once).
         shards.append(jax.device_put(host, device).block_until_ready())

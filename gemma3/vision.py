@@ -1,5 +1,6 @@
 """The image path of Gemma 3 (4b, 12b, 27b): projector, merging image features into the token
-embeddings, input checks, and the vision entries of the weight map.
+embeddings, and input checks. The vision entries of the weight map live with the text ones, in
+gemma3.weights (so that module imports nothing of this one).
 
 The SigLIP encoder itself lives in gemma3.siglip. The attention rule for image tokens (each
 image sees all of itself, never a later image) is built by gemma3.masks from image block ids.
@@ -15,12 +16,10 @@ from flax import nnx
 from gemma3.config import Gemma3Config, VisionConfig
 from gemma3.layers import RMSNorm
 from gemma3.siglip import VisionTower
-from gemma3.weights import CONV, COPY, LINEAR, LINEAR_HEADS_OUT, Rule, Transform
 
 Array = jax.Array
 
 __all__ = [
-    "VISION_RULES",
     "MultiModalProjector",
     "VisionTower",
     "check_image_inputs",
@@ -139,31 +138,3 @@ def _block_lengths(is_image: np.ndarray) -> list[int]:
 
 def _is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
-
-
-# Per-head bias [N, H] <- torch bias [N * H].
-_HEAD_BIAS = Transform("head_bias", lambda w, shape: w.reshape(shape),
-                       lambda shape: (int(np.prod(shape)),))
-_V = r"vision_tower\."
-_VL = _V + r"encoder\.layers\.(?P<i>\d+)\."
-_VP = "vision_tower.encoder.layers.{i}."
-VISION_RULES = (
-    Rule(_V + r"embeddings\.patch_embedding\.weight",
-         "vision_tower.embeddings.patch_embedding.kernel", CONV),
-    Rule(_V + r"embeddings\.patch_embedding\.bias", "vision_tower.embeddings.patch_embedding.bias"),
-    Rule(_V + r"embeddings\.position_embedding\.weight",
-         "vision_tower.embeddings.position_embedding.weight"),
-    Rule(_VL + r"(?P<n>layer_norm[12])\.(?P<w>weight|bias)", _VP + "{n}.{w}"),
-    Rule(_VL + r"self_attn\.(?P<p>[qkv])_proj\.weight", _VP + "self_attn.{p}_proj.kernel",
-         LINEAR_HEADS_OUT),
-    Rule(_VL + r"self_attn\.(?P<p>[qkv])_proj\.bias", _VP + "self_attn.{p}_proj.bias", _HEAD_BIAS),
-    Rule(_VL + r"self_attn\.out_proj\.weight", _VP + "self_attn.out_proj.kernel", LINEAR),
-    Rule(_VL + r"self_attn\.out_proj\.bias", _VP + "self_attn.out_proj.bias"),
-    Rule(_VL + r"mlp\.(?P<p>fc[12])\.weight", _VP + "mlp.{p}.kernel", LINEAR),
-    Rule(_VL + r"mlp\.(?P<p>fc[12])\.bias", _VP + "mlp.{p}.bias"),
-    Rule(_V + r"post_layernorm\.(?P<w>weight|bias)", "vision_tower.post_layernorm.{w}"),
-    Rule(r"multi_modal_projector\.mm_input_projection_weight",
-         "multi_modal_projector.mm_input_projection_weight", COPY),
-    Rule(r"multi_modal_projector\.mm_soft_emb_norm\.weight",
-         "multi_modal_projector.mm_soft_emb_norm.weight"),
-)

@@ -98,9 +98,44 @@ TEXT_RULES = (
 )
 
 
-def rules() -> tuple[Rule, ...]:
-    from gemma3.vision import VISION_RULES
+# Per-head bias [N, H] <- torch bias [N * H].
+_HEAD_BIAS = Transform("head_bias", lambda w, shape: w.reshape(shape),
+                       lambda shape: (int(np.prod(shape)),))
+_V = r"vision_tower\."
+_VL = _V + r"encoder\.layers\.(?P<i>\d+)\."
+_VP = "vision_tower.encoder.layers.{i}."
+VISION_RULES = (
+    Rule(_V + r"embeddings\.patch_embedding\.weight",
+         "vision_tower.embeddings.patch_embedding.kernel", CONV),
+    Rule(_V + r"embeddings\.patch_embedding\.bias", "vision_tower.embeddings.patch_embedding.bias"),
+    Rule(_V + r"embeddings\.position_embedding\.weight",
+         "vision_tower.embeddings.position_embedding.weight"),
+    Rule(_VL + r"(?P<n>layer_norm[12])\.(?P<w>weight|bias)", _VP + "{n}.{w}"),
+    Rule(_VL + r"self_attn\.(?P<p>[qkv])_proj\.weight", _VP + "self_attn.{p}_proj.kernel",
+         LINEAR_HEADS_OUT),
+    Rule(_VL + r"self_attn\.(?P<p>[qkv])_proj\.bias", _VP + "self_attn.{p}_proj.bias", _HEAD_BIAS),
+    Rule(_VL + r"self_attn\.out_proj\.weight", _VP + "self_attn.out_proj.kernel", LINEAR),
+    Rule(_VL + r"self_attn\.out_proj\.bias", _VP + "self_attn.out_proj.bias"),
+    Rule(_VL + r"mlp\.(?P<p>fc[12])\.weight", _VP + "mlp.{p}.kernel", LINEAR),
+    Rule(_VL + r"mlp\.(?P<p>fc[12])\.bias", _VP + "mlp.{p}.bias"),
+    Rule(_V + r"post_layernorm\.(?P<w>weight|bias)", "vision_tower.post_layernorm.{w}"),
+    Rule(r"multi_modal_projector\.mm_input_projection_weight",
+         "multi_modal_projector.mm_input_projection_weight", COPY),
+    Rule(r"multi_modal_projector\.mm_soft_emb_norm\.weight",
+         "multi_modal_projector.mm_soft_emb_norm.weight"),
+)
+# Tensors a checkpoint may hold that Gemma 3 never uses, skipped by name: SigLIP's attention
+# pooling head, stored when the vision config says vision_use_head=true (transformers builds it,
+# but Gemma 3 reads the tower's last hidden state, never the pooled output).
+UNUSED = (r"vision_tower\.head\..+",)
 
+
+def unused(name: str) -> bool:
+    """Whether a canonical tensor name is one Gemma 3 does not use (see UNUSED)."""
+    return any(re.fullmatch(pattern, name) for pattern in UNUSED)
+
+
+def rules() -> tuple[Rule, ...]:
     return TEXT_RULES + VISION_RULES
 
 

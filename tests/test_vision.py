@@ -29,6 +29,7 @@ from transformers.models.gemma3.modeling_gemma3 import (
 import gemma3
 from gemma3.config import GLOBAL, SLIDING
 from gemma3.generation import generate
+from gemma3.hf_config import config_from_hf
 from gemma3.masks import causal_mask
 from gemma3.model import Gemma3
 from tests.vision_fixtures import (
@@ -274,7 +275,7 @@ def test_token_type_ids_must_mark_the_image_tokens(ours, inputs):
 
 def test_images_given_to_a_text_only_config_are_refused(reference):
     config = json.loads((reference[1] / "config.json").read_text())
-    cfg = dataclasses.replace(gemma3.Gemma3Config.from_hf_config(config), vision=None)
+    cfg = dataclasses.replace(config_from_hf(config), vision=None)
     # Shapes suffice: the check runs before any computation.
     text_only = nnx.eval_shape(lambda: Gemma3(cfg, dtype=jnp.float32, rngs=nnx.Rngs(0)))
     ids, _ = two_image_batch()

@@ -13,6 +13,7 @@ from transformers import Gemma3Config as HFConfig
 from transformers import Gemma3ForConditionalGeneration
 
 from gemma3.config import Gemma3Config
+from gemma3.hf_config import config_from_hf
 
 # Small ids; as in the released 262208-row tables, the image soft token has its own row (320)
 # near the end of the vocabulary (its row is overwritten by image features anyway).
@@ -57,7 +58,7 @@ def hf_model(seed: int = 0) -> Gemma3ForConditionalGeneration:
 
 
 def our_config(model: Gemma3ForConditionalGeneration) -> Gemma3Config:
-    return Gemma3Config.from_hf_config(model.config.to_dict())
+    return config_from_hf(model.config.to_dict())
 
 
 def random_pixels(n: int, seed: int = 0) -> np.ndarray:
