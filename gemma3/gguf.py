@@ -1,0 +1,217 @@
+"""Loading llama.cpp GGUF checkpoints of Gemma 3 (the `gguf` package reads the file).
+
+    model = gemma3.from_pretrained("gemma-3-270m-q4_k_m.gguf", dtype="float32")
+    config = gemma3.gguf.read_config(path)          # Gemma3Config (text decoder only)
+    mix = gemma3.gguf.tensor_types(path)            # {"F32": 109, "Q5_0": 81, ...}
+
+The file is memory-mapped; each tensor is dequantized with the package's own dequantizer
+(`gguf.quants.dequantize`: every type it supports), a chunk of rows at a time into float32,
+corrected (norm weights are stored as 1 + w), cast to the target dtype and its file pages
+dropped, so peak host memory stays near one copy of the model in the target dtype. Names map
+through gemma3.gguf_weights and are checked as a bijection by gemma3.loading.match_tensors.
+A GGUF of a 4b+ model holds only the text decoder (the vision tower ships as a separate mmproj
+file), so it loads as a text-only model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import mmap
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from gemma3 import gguf_weights
+from gemma3.checkpoint import CheckpointError
+from gemma3.config import Gemma3Config
+from gemma3.gguf_config import config_from_metadata
+from gemma3.progress import Progress
+
+SUFFIX = ".gguf"
+DEQUANT_CHUNK_BYTES = 32 * 2**20  # float32 bytes dequantized at once
+
+
+class GGUFError(CheckpointError):
+    """A GGUF file that cannot be read as a Gemma 3 checkpoint."""
+
+
+def find_gguf(path_or_hub_id) -> Path | None:
+    """The GGUF file a checkpoint argument names: a .gguf file, or a directory holding exactly
+    one .gguf and no safetensors (a directory with safetensors is a safetensors checkpoint).
+    None when it names no GGUF."""
+    path = Path(path_or_hub_id).expanduser()
+    if path.is_file() and path.suffix == SUFFIX:
+        return path
+    if not path.is_dir() or any(path.glob("*.safetensors")):
+        return None
+    found = sorted(path.glob(f"*{SUFFIX}"))
+    if len(found) > 1:
+        raise GGUFError(f"{path} holds {len(found)} GGUF files ({', '.join(f.name for f in found)});"
+                        " pass the one to load as --checkpoint / from_pretrained(path/to/file.gguf)")
+    return found[0] if found else None
+
+
+def _gguf():
+    try:
+        import gguf
+    except ImportError:
+        raise GGUFError("reading GGUF files needs the gguf package: pip install 'gguf>=0.17' "
+                        "(or gemma3-jax[gguf])") from None
+    return gguf
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_reader(path: str, size: int, mtime_ns: int):
+    return _gguf().GGUFReader(path, "r")
+
+
+def open_reader(path: str | Path):
+    """The package's GGUFReader for path (parsing the metadata of a 262k-token vocabulary takes
+    seconds, so the last file opened is kept, keyed by path, size and mtime)."""
+    path = Path(path)
+    stat = path.stat()
+    try:
+        return _cached_reader(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    except (ValueError, OSError) as e:
+        raise GGUFError(f"{path} could not be read as a GGUF file: {e}") from None
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """Every metadata key of the file with its value (strings, numbers, lists)."""
+    reader = open_reader(path)
+    return {key: field.contents() for key, field in reader.fields.items()
+            if not key.startswith("GGUF.")}
+
+
+def read_config(path: str | Path, base: Gemma3Config | None = None) -> Gemma3Config:
+    """The Gemma3Config of a GGUF file; see gemma3.gguf_config (base: for unreleased sizes)."""
+    return config_from_metadata(read_metadata(path), str(path), base)
+
+
+def tensor_types(path: str | Path) -> dict[str, int]:
+    """How many tensors of each GGML type the file holds, e.g. {"F32": 109, "Q4_K": 27}."""
+    counts = Counter(t.tensor_type.name for t in open_reader(path).tensors)
+    return dict(sorted(counts.items()))
+
+
+@dataclasses.dataclass(frozen=True)
+class GGUFTensor:
+    """One tensor of the file, with its shape in torch's axis order (GGUF lists it reversed)."""
+
+    name: str
+    file: Path
+    shape: tuple[int, ...]
+    ggml_type: str
+    nbytes: int
+    tensor: Any = dataclasses.field(repr=False, compare=False)  # the package's ReaderTensor
+
+
+def tensors(path: str | Path) -> list[GGUFTensor]:
+    path = Path(path)
+    return [GGUFTensor(t.name, path, tuple(int(d) for d in reversed(t.shape)),
+                       t.tensor_type.name, int(t.n_bytes), t)
+            for t in open_reader(path).tensors]
+
+
+def supported_types() -> set[str]:
+    """The GGML types the package can dequantize."""
+    gguf = _gguf()
+    types = gguf.GGMLQuantizationType
+    return {types.F32.name, types.F16.name} | {t.name for t in gguf.quants._type_traits}
+
+
+def dequantize(record: GGUFTensor, dtype, release=None) -> np.ndarray:
+    """The tensor in torch's axis order as a new `dtype` array, dequantized a chunk of rows at a
+    time into float32 (then corrected and cast), so only a chunk is ever held in float32; norm
+    weights come back as w (the file stores 1 + w)."""
+    gguf = _gguf()
+    data, qtype = record.tensor.data, record.tensor.tensor_type
+    shift = gguf_weights.stored_as_one_plus(record.name)
+    out = np.empty(record.shape, dtype)
+    if out.ndim == 0 or out.size == 0:
+        return out
+    # Rows of a 2-D (or higher) tensor are whole blocks; a 1-D one is dequantized at once.
+    row_bytes = 4 * int(np.prod(record.shape[1:], dtype=np.int64))
+    step = max(1, DEQUANT_CHUNK_BYTES // row_bytes) if out.ndim > 1 else record.shape[0]
+    for start in range(0, record.shape[0], step):
+        rows = np.asarray(gguf.quants.dequantize(data[start:start + step], qtype), np.float32)
+        # In float32 before the cast, as transformers does (`weights - 1`, then `.to(dtype)`).
+        out[start:start + step] = rows - np.float32(1) if shift else rows
+        del rows
+        if release is not None:
+            release()
+    return out
+
+
+def _releaser(reader, record: GGUFTensor):
+    """Drops the tensor's mapped file pages from the process (they are read again if needed)."""
+    mm = getattr(reader.data, "_mmap", None)
+    if mm is None:
+        return None
+    start = record.tensor.data_offset
+    first = start // mmap.PAGESIZE * mmap.PAGESIZE
+    return lambda: mm.madvise(mmap.MADV_DONTNEED, first, start + record.nbytes - first)
+
+
+def _same_values(a: GGUFTensor, b: GGUFTensor) -> bool:
+    return np.array_equal(dequantize(a, np.float32), dequantize(b, np.float32))
+
+
+def plan(path: str | Path, params: dict) -> dict:
+    """GGUF tensors matched to parameters (gemma3.loading.match_tensors: one error listing every
+    unexpected, missing, misshapen or undecodable tensor)."""
+    from gemma3.loading import LoadError, match_tensors
+
+    records = tensors(path)
+    known = supported_types()
+    bad = [f"{r.name} in {r.file.name} has type {r.ggml_type}, which the gguf package cannot "
+           "dequantize" for r in records if r.ggml_type not in known]
+    try:
+        matched = match_tensors(records, params, f"GGUF file {path} does not match the Gemma 3 "
+                                "model its metadata describes",
+                                canonical=gguf_weights.canonical_name, same_values=_same_values)
+    except LoadError as e:
+        if not bad:
+            raise
+        raise LoadError(f"{e}\n  " + "\n  ".join(bad)) from None
+    if bad:
+        raise LoadError(f"GGUF file {path} has tensors of unsupported types "
+                        f"({len(bad)} problem(s)):\n  " + "\n  ".join(bad))
+    return matched
+
+
+def load_gguf(path: str | Path, dtype, *, config: Gemma3Config | None = None, mesh=None,
+              progress: bool | None = None):
+    """A Gemma3 text model with the weights of a GGUF file (see the module docstring).
+    config: what the metadata is checked against and completed from (default: read_config)."""
+    from gemma3.loading import _shardings, abstract_params, resolve_dtype
+
+    path = Path(path)
+    target = resolve_dtype(dtype)
+    config = read_config(path) if config is None else read_config(path, base=config)
+    model, graphdef, params = abstract_params(config, target)
+    matched = plan(path, params)
+    shardings = _shardings(model, mesh)
+    reader = open_reader(path)
+    total = sum(4 * int(np.prod(r.shape)) for r, _ in matched.values())
+    with Progress(f"loading {path.name}", len(matched), total, enabled=progress) as bar:
+        for key, (record, transform) in matched.items():
+            release = _releaser(reader, record)
+            host = transform.apply(dequantize(record, target, release), params[key].shape)
+            params[key].set_value(_place(host, target, shardings.get(key)))
+            del host
+            bar.advance(4 * int(np.prod(record.shape)))
+    return nnx.merge(graphdef, nnx.from_flat_state(params))
+
+
+def _place(host: np.ndarray, target, sharding):
+    if sharding is None:
+        return jnp.asarray(host)  # adopts the fresh host array on CPU, no second copy
+    from gemma3.sharding import put_sharded
+
+    return put_sharded(host, target, sharding)
