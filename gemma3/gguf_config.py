@@ -2,9 +2,10 @@
 
 A GGUF states the decoder's shapes, the context length, the sliding window, the global RoPE
 theta and the norm epsilon (facts sheet section 9). It does not state query_pre_attn_scalar,
-the sliding-window pattern, the local RoPE theta, RoPE scaling or the eos ids: those come from
-the released size whose shapes match (Gemma3Config.for_size), or from a `base` config the
-caller gives (tests use tiny ones). A 4b+ GGUF holds the text decoder only (llama.cpp puts the
+the sliding-window pattern, the local RoPE theta, RoPE scaling or the eos ids (newer llama.cpp
+files may state the pattern, the local theta and the scaling; then the file's values win):
+those come from the released size whose shapes match (Gemma3Config.for_size), or from a `base`
+config the caller gives (tests use tiny ones). A 4b+ GGUF holds the text decoder only (llama.cpp puts the
 vision tower in a separate mmproj file), so the config has no vision tower.
 """
 
@@ -60,6 +61,10 @@ def config_from_metadata(meta: dict[str, Any], source: str,
                                        text.sliding_window)),
         "rms_norm_eps": _eps(meta, text.rms_norm_eps),
         "rope_global": _rope_global(meta, text.rope_global, source),
+        # Newer llama.cpp files state the local theta; older ones leave it to the release's.
+        "rope_local": RopeConfig(float(meta.get(f"{ARCHITECTURE}.rope.freq_base_swa",
+                                                text.rope_local.theta)),
+                                 text.rope_local.linear_factor),
         "layer_types": _layer_types(meta, text.layer_types, source),
         "final_logit_softcapping": _softcap(meta, text.final_logit_softcapping, source),
     }
