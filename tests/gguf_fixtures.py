@@ -13,8 +13,8 @@ import gguf
 import numpy as np
 from gguf import GGMLQuantizationType as Q
 
-from gemma3.hf_config import text_from_hf
 from gemma3.config import Gemma3Config
+from gemma3.hf_config import text_from_hf
 
 # Dimensions whose rows are whole 32-blocks (Q4_0/Q5_0/Q8_0...); defaults transformers' GGUF
 # loader assumes for what the file does not state (query_pre_attn_scalar 256, local theta 1e4,
