@@ -22,6 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -34,6 +35,7 @@ from gemma3.progress import Progress
 
 SUFFIX = ".gguf"
 DEQUANT_CHUNK_BYTES = 32 * 2**20  # float32 bytes dequantized at once
+STREAMED_TENSOR_BYTES = 64 * 2**20  # larger tensors go to the device chunk by chunk
 
 
 class GGUFError(CheckpointError):
@@ -65,40 +67,6 @@ def _gguf():
     return gguf
 
 
-@functools.lru_cache(maxsize=1)
-def _cached_reader(path: str, size: int, mtime_ns: int):
-    return _gguf().GGUFReader(path, "r")
-
-
-def open_reader(path: str | Path):
-    """The package's GGUFReader for path (parsing the metadata of a 262k-token vocabulary takes
-    seconds, so the last file opened is kept, keyed by path, size and mtime)."""
-    path = Path(path)
-    stat = path.stat()
-    try:
-        return _cached_reader(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    except (ValueError, OSError) as e:
-        raise GGUFError(f"{path} could not be read as a GGUF file: {e}") from None
-
-
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """Every metadata key of the file with its value (strings, numbers, lists)."""
-    reader = open_reader(path)
-    return {key: field.contents() for key, field in reader.fields.items()
-            if not key.startswith("GGUF.")}
-
-
-def read_config(path: str | Path, base: Gemma3Config | None = None) -> Gemma3Config:
-    """The Gemma3Config of a GGUF file; see gemma3.gguf_config (base: for unreleased sizes)."""
-    return config_from_metadata(read_metadata(path), str(path), base)
-
-
-def tensor_types(path: str | Path) -> dict[str, int]:
-    """How many tensors of each GGML type the file holds, e.g. {"F32": 109, "Q4_K": 27}."""
-    counts = Counter(t.tensor_type.name for t in open_reader(path).tensors)
-    return dict(sorted(counts.items()))
-
-
 @dataclasses.dataclass(frozen=True)
 class GGUFTensor:
     """One tensor of the file, with its shape in torch's axis order (GGUF lists it reversed)."""
@@ -111,11 +79,56 @@ class GGUFTensor:
     tensor: Any = dataclasses.field(repr=False, compare=False)  # the package's ReaderTensor
 
 
-def tensors(path: str | Path) -> list[GGUFTensor]:
+@dataclasses.dataclass(frozen=True)
+class GGUFFile:
+    """What we keep of a parsed file: its metadata, its tensors and the memory map. The
+    package's reader itself is dropped: its parsed fields (262k tokens) take ~0.5 GB."""
+
+    path: Path
+    metadata: dict[str, Any]
+    tensors: list[GGUFTensor]
+    data: Any  # the np.memmap of the whole file
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_file(path: str, size: int, mtime_ns: int) -> GGUFFile:
+    try:
+        reader = _gguf().GGUFReader(path, "r")
+    except (ValueError, OSError) as e:
+        raise GGUFError(f"{path} could not be read as a GGUF file: {e}") from None
+    metadata = {key: field.contents() for key, field in reader.fields.items()
+                if not key.startswith("GGUF.")}
+    records = [GGUFTensor(t.name, Path(path), tuple(int(d) for d in reversed(t.shape)),
+                          t.tensor_type.name, int(t.n_bytes), t) for t in reader.tensors]
+    return GGUFFile(Path(path), metadata, records, reader.data)
+
+
+def open_gguf(path: str | Path) -> GGUFFile:
+    """The parsed file (parsing the metadata of a 262k-token vocabulary takes seconds, so the
+    last file opened is kept, keyed by path, size and mtime)."""
     path = Path(path)
-    return [GGUFTensor(t.name, path, tuple(int(d) for d in reversed(t.shape)),
-                       t.tensor_type.name, int(t.n_bytes), t)
-            for t in open_reader(path).tensors]
+    stat = path.stat()
+    return _cached_file(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """Every metadata key of the file with its value (strings, numbers, lists)."""
+    return dict(open_gguf(path).metadata)
+
+
+def read_config(path: str | Path, base: Gemma3Config | None = None) -> Gemma3Config:
+    """The Gemma3Config of a GGUF file; see gemma3.gguf_config (base: for unreleased sizes)."""
+    return config_from_metadata(open_gguf(path).metadata, str(path), base)
+
+
+def tensor_types(path: str | Path) -> dict[str, int]:
+    """How many tensors of each GGML type the file holds, e.g. {"F32": 109, "Q4_K": 27}."""
+    counts = Counter(t.ggml_type for t in open_gguf(path).tensors)
+    return dict(sorted(counts.items()))
+
+
+def tensors(path: str | Path) -> list[GGUFTensor]:
+    return list(open_gguf(path).tensors)
 
 
 def supported_types() -> set[str]:
@@ -126,31 +139,37 @@ def supported_types() -> set[str]:
 
 
 def dequantize(record: GGUFTensor, dtype, release=None) -> np.ndarray:
-    """The tensor in torch's axis order as a new `dtype` array, dequantized a chunk of rows at a
-    time into float32 (then corrected and cast), so only a chunk is ever held in float32; norm
-    weights come back as w (the file stores 1 + w)."""
-    gguf = _gguf()
-    data, qtype = record.tensor.data, record.tensor.tensor_type
-    shift = gguf_weights.stored_as_one_plus(record.name)
+    """The tensor in torch's axis order as a new `dtype` array (see _row_chunks)."""
     out = np.empty(record.shape, dtype)
-    if out.ndim == 0 or out.size == 0:
-        return out
-    # Rows of a 2-D (or higher) tensor are whole blocks; a 1-D one is dequantized at once.
-    row_bytes = 4 * int(np.prod(record.shape[1:], dtype=np.int64))
-    step = max(1, DEQUANT_CHUNK_BYTES // row_bytes) if out.ndim > 1 else record.shape[0]
-    for start in range(0, record.shape[0], step):
-        rows = np.asarray(gguf.quants.dequantize(data[start:start + step], qtype), np.float32)
-        # In float32 before the cast, as transformers does (`weights - 1`, then `.to(dtype)`).
-        out[start:start + step] = rows - np.float32(1) if shift else rows
-        del rows
-        if release is not None:
-            release()
+    for start, rows in _row_chunks(record, dtype, release):
+        out[start:start + len(rows)] = rows
     return out
 
 
-def _releaser(reader, record: GGUFTensor):
+def _row_chunks(record: GGUFTensor, dtype, release=None):
+    """(first row, rows as `dtype`), dequantized a chunk of rows at a time into float32, then
+    corrected and cast, so only a chunk is ever held in float32; norm weights come back as w
+    (the file stores 1 + w). `release` runs after each chunk."""
+    gguf = _gguf()
+    data, qtype = record.tensor.data, record.tensor.tensor_type
+    shift = gguf_weights.stored_as_one_plus(record.name)
+    if len(record.shape) == 0 or 0 in record.shape:
+        return
+    # Rows of a 2-D (or higher) tensor are whole blocks; a 1-D one is dequantized at once.
+    row_bytes = 4 * int(np.prod(record.shape[1:], dtype=np.int64))
+    step = max(1, DEQUANT_CHUNK_BYTES // row_bytes) if len(record.shape) > 1 else record.shape[0]
+    for start in range(0, record.shape[0], step):
+        rows = np.asarray(gguf.quants.dequantize(data[start:start + step], qtype), np.float32)
+        # In float32 before the cast, as transformers does (`weights - 1`, then `.to(dtype)`).
+        yield start, np.asarray(rows - np.float32(1) if shift else rows, dtype)
+        del rows
+        if release is not None:
+            release()
+
+
+def _releaser(file: GGUFFile, record: GGUFTensor):
     """Drops the tensor's mapped file pages from the process (they are read again if needed)."""
-    mm = getattr(reader.data, "_mmap", None)
+    mm = getattr(file.data, "_mmap", None)
     if mm is None:
         return None
     start = record.tensor.data_offset
@@ -197,21 +216,37 @@ def load_gguf(path: str | Path, dtype, *, config: Gemma3Config | None = None, me
     model, graphdef, params = abstract_params(config, target)
     matched = plan(path, params)
     shardings = _shardings(model, mesh)
-    reader = open_reader(path)
+    file = open_gguf(path)
     total = sum(4 * int(np.prod(r.shape)) for r, _ in matched.values())
     with Progress(f"loading {path.name}", len(matched), total, enabled=progress) as bar:
         for key, (record, transform) in matched.items():
-            release = _releaser(reader, record)
-            host = transform.apply(dequantize(record, target, release), params[key].shape)
-            params[key].set_value(_place(host, target, shardings.get(key)))
-            del host
+            value = _device_tensor(record, transform, params[key].shape, target,
+                                   shardings.get(key), _releaser(file, record))
+            params[key].set_value(value)
             bar.advance(4 * int(np.prod(record.shape)))
     return nnx.merge(graphdef, nnx.from_flat_state(params))
 
 
-def _place(host: np.ndarray, target, sharding):
+def _device_tensor(record: GGUFTensor, transform, shape, target, sharding, release):
+    """The parameter on its device(s). A large tensor stored as it is used (the embedding: 63%
+    of the 270m) is written into its device buffer chunk by chunk, so it never exists twice;
+    others are dequantized on the host, then copied once (device_put: jnp.asarray would copy
+    a float32 array twice)."""
+    if sharding is None and tuple(shape) == record.shape and (
+            np.prod(shape) * np.dtype(target).itemsize > STREAMED_TENSOR_BYTES):
+        buffer = jnp.zeros(shape, target)
+        for start, rows in _row_chunks(record, target, release):
+            buffer = _write_rows(buffer, jax.device_put(rows), start)
+        return buffer
+    host = transform.apply(dequantize(record, target, release), shape)
     if sharding is None:
-        return jnp.asarray(host)  # adopts the fresh host array on CPU, no second copy
+        return jax.device_put(host)
     from gemma3.sharding import put_sharded
 
     return put_sharded(host, target, sharding)
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def _write_rows(buffer, rows, start):
+    # Donated, so XLA updates the buffer in place.
+    return jax.lax.dynamic_update_slice_in_dim(buffer, rows, start, axis=0)

@@ -157,3 +157,12 @@ def test_cli_generates_from_the_file_alone(source, tmp_path, as_released, capsys
     captured = capsys.readouterr()
     assert status == 0, captured.err
     assert captured.err == "" and captured.out.endswith("\n")
+
+
+def test_large_tensors_streamed_to_the_device_are_the_same(source, monkeypatch):
+    path, _ = source
+    ids = random_ids((1, 6), fx.TINY["vocab_size"])
+    expected = np.asarray(load(path)(ids))
+    monkeypatch.setattr(gguf_checkpoint, "STREAMED_TENSOR_BYTES", 0)  # every same-shape tensor
+    monkeypatch.setattr(gguf_checkpoint, "DEQUANT_CHUNK_BYTES", 7 * 64 * 4)  # 7-row chunks
+    np.testing.assert_array_equal(np.asarray(load(path)(ids)), expected)
