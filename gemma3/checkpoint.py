@@ -262,7 +262,7 @@ def copy_out(view: np.ndarray, dtype, release=None, finite_check: str | None = N
     given, each chunk is checked for NaN and Inf as it is copied, and NonFiniteError names it."""
     if release is None or view.ndim == 0 or view.size == 0:
         out = np.array(view, dtype=dtype, order="C")
-        _check_finite(out, None, 0, finite_check, out.shape)
+        check_finite(out, None, 0, finite_check, out.shape)
         return out
     out = np.empty(view.shape, dtype)
     axis = int(np.argmax(np.abs(view.strides)))
@@ -271,11 +271,13 @@ def copy_out(view: np.ndarray, dtype, release=None, finite_check: str | None = N
         chunk = (slice(None),) * axis + (slice(start, start + step),)
         out[chunk] = view[chunk]
         release()
-        _check_finite(out[chunk], axis, start, finite_check, out.shape)
+        check_finite(out[chunk], axis, start, finite_check, out.shape)
     return out
 
 
-def _check_finite(chunk: np.ndarray, axis, start: int, name: str | None, shape) -> None:
+def check_finite(chunk: np.ndarray, axis, start: int, name: str | None, shape) -> None:
+    """Raises NonFiniteError naming `name` when `chunk` (rows `start`... of `shape` along
+    `axis`) holds NaN or Inf; name None: not checked."""
     if name is None:
         return
     bad = first_nonfinite(chunk)

@@ -19,6 +19,7 @@ examples:
   gemma3 generate --checkpoint google/gemma-3-1b-it --chat --prompt "Write a haiku about JAX."
   gemma3 generate --checkpoint ./gemma-3-4b-it --chat --image cow.jpg --prompt "What is this?"
   echo "The capital of France is" | gemma3 generate --checkpoint ./gemma-3-270m --prompt -
+  gemma3 generate --checkpoint gemma-3-270m-q4_k_m.gguf --prompt "def fibonacci(n):"
 
 The new text goes to stdout, followed by a newline; load, compile and decode timings go to
 stderr (silence them with --quiet). Generation stops at the model's end-of-sequence ids (its
@@ -48,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "produced.", epilog=GENERATE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     gen.add_argument("--checkpoint", required=True, metavar="DIR_OR_HUB_ID",
-                     help="a checkpoint directory (config.json, *.safetensors, tokenizer.json) "
-                          "or a hub id such as google/gemma-3-1b-it")
+                     help="a checkpoint directory (config.json, *.safetensors, tokenizer.json), "
+                          "a hub id such as google/gemma-3-1b-it, or a llama.cpp GGUF file "
+                          "(model.gguf: config and tokenizer come from its metadata)")
     gen.add_argument("--prompt", required=True,
                      help="the prompt text; '-' reads it from stdin")
     gen.add_argument("--chat", action="store_true",
@@ -110,6 +112,7 @@ class Prompt:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    from gemma3 import gguf
     from gemma3.generation import Timings, generate
     from gemma3.hub import resolve_checkpoint
     from gemma3.loading import from_pretrained, load_config
@@ -118,9 +121,14 @@ def run_generate(args: argparse.Namespace) -> int:
 
     dtype = _check_options(args)
     sampler = make_sampler(args.temperature, args.top_k, args.top_p)
-    directory = resolve_checkpoint(args.checkpoint)
-    config = load_config(directory)
-    tokenizer = Tokenizer.from_directory(directory, config=config)
+    gguf_file = gguf.find_gguf(args.checkpoint)
+    if gguf_file is not None:  # config and tokenizer come from the file's metadata
+        directory, config = gguf_file, gguf.read_config(gguf_file)
+        tokenizer = Tokenizer.from_gguf(gguf_file, config=config)
+    else:
+        directory = resolve_checkpoint(args.checkpoint)
+        config = load_config(directory)
+        tokenizer = Tokenizer.from_directory(directory, config=config)
     prompt = build_prompt(args, tokenizer, config)
     stop_ids = stop_token_ids(directory, config, chat=args.chat)
 

@@ -71,7 +71,9 @@ def load_config(directory: Path) -> Gemma3Config:
 def from_pretrained(path_or_hub_id: str | Path, *, dtype="bfloat16", text_only: bool = False,
                     revision: str | None = None, mesh=None, progress: bool | None = None,
                     allow_nonfinite: bool = False) -> Gemma3:
-    """Loads a Gemma 3 checkpoint (a local directory or a hub id such as google/gemma-3-1b-it).
+    """Loads a Gemma 3 checkpoint: a local directory or a hub id such as google/gemma-3-1b-it
+    (config.json + safetensors), or a llama.cpp GGUF file (`model.gguf`, or a directory holding
+    exactly one .gguf and no safetensors; see gemma3.gguf: text decoder only, dequantized).
 
     dtype: 'bfloat16' or 'float32' (float16 is refused: Gemma 3 overflows it).
     text_only: for 4b and up, load the text decoder alone (vision weights are not read).
@@ -80,13 +82,17 @@ def from_pretrained(path_or_hub_id: str | Path, *, dtype="bfloat16", text_only: 
         converted, and the first such tensor is an error naming it).
     """
     target = resolve_dtype(dtype)
+    from gemma3 import gguf  # here, not at the top: gemma3.gguf builds on this module
+
+    gguf_file = gguf.find_gguf(path_or_hub_id)
+    if gguf_file is not None:
+        return gguf.load_gguf(gguf_file, target, mesh=mesh, progress=progress,
+                              allow_nonfinite=allow_nonfinite)
     directory = resolve_checkpoint(path_or_hub_id, revision=revision)
     config = load_config(directory)
     if text_only:
         config = dataclasses.replace(config, vision=None)
-    model = nnx.eval_shape(lambda: Gemma3(config, dtype=target, rngs=nnx.Rngs(0)))
-    graphdef, state = nnx.split(model)
-    params = dict(nnx.to_flat_state(state))
+    model, graphdef, params = abstract_params(config, target)
     plan = plan_load(directory, params, skip_vision=text_only)
     shardings = _shardings(model, mesh)
     with TensorReader() as reader, Progress(f"loading {directory.name}", len(plan),
@@ -99,6 +105,14 @@ def from_pretrained(path_or_hub_id: str | Path, *, dtype="bfloat16", text_only: 
             params[path].set_value(reader.read(info, place))
             bar.advance(info.nbytes)
     return nnx.merge(graphdef, nnx.from_flat_state(params))
+
+
+def abstract_params(config: Gemma3Config, target) -> tuple:
+    """The abstract model, its graphdef and its flat parameter dict (shapes only, nothing
+    allocated)."""
+    model = nnx.eval_shape(lambda: Gemma3(config, dtype=target, rngs=nnx.Rngs(0)))
+    graphdef, state = nnx.split(model)
+    return model, graphdef, dict(nnx.to_flat_state(state))
 
 
 def _placer(transform: weights.Transform, shape, target, sharding, release, finite_check=None):
@@ -128,10 +142,19 @@ def plan_load(directory: Path, params: dict, *, skip_vision: bool = False
               ) -> dict[Path_, tuple[TensorInfo, weights.Transform]]:
     """Matches checkpoint tensors to parameters; raises one LoadError listing every problem."""
     tensors = read_tensors(directory)
+    return match_tensors(tensors, params, f"checkpoint {directory} does not match its "
+                         "config.json", skip_vision=skip_vision)
+
+
+def match_tensors(tensors: list, params: dict, mismatch: str, *, skip_vision: bool = False,
+                  canonical=weights.canonical_name, same_values=None) -> dict:
+    """The bijection check shared by every reader. tensors: records with .name, .file and
+    .shape (torch's axis order); canonical: file name -> gemma3.weights canonical name;
+    same_values(a, b): whether two records hold equal tensors (the tied-head check)."""
     problems, plan, tied = [], {}, []
     for info in tensors:
-        name = weights.canonical_name(info.name)
-        if info.name in weights.TIED_HEADS:
+        name = canonical(info.name)
+        if name in weights.TIED_HEADS:
             tied.append(info)
             continue
         if skip_vision and name.startswith(("vision_tower.", "multi_modal_projector.")) \
@@ -148,24 +171,23 @@ def plan_load(directory: Path, params: dict, *, skip_vision: bool = False
                             f"{other.file.name} both map to {_dotted(path)}")
             continue
         expected = tuple(transform.source_shape(params[path].shape))
-        if info.shape != expected:
+        if tuple(info.shape) != expected:
             problems.append(f"{info.name} in {info.file.name} has shape {list(info.shape)}; the "
                             f"config expects {list(expected)}")
         plan[path] = (info, transform)
     problems += [f"missing tensor for {_dotted(p)}" for p in params if p not in plan]
-    problems += _check_tied(tied, plan)
+    problems += _check_tied(tied, plan, same_values or _same_bytes)
     if problems:
-        raise LoadError(f"checkpoint {directory} does not match its config.json "
-                        f"({len(problems)} problem(s)):\n  " + "\n  ".join(problems))
+        raise LoadError(f"{mismatch} ({len(problems)} problem(s)):\n  " + "\n  ".join(problems))
     return plan
 
 
-def _check_tied(tied: list[TensorInfo], plan) -> list[str]:
+def _check_tied(tied: list, plan, same_values) -> list[str]:
     """A stored lm_head is accepted only if it is the embedding itself (Gemma 3 ties them)."""
     embed = plan.get(("language_model", "embed_tokens", "weight"))
     problems = []
     for info in tied:
-        if embed is None or info.shape != embed[0].shape or not _same_bytes(info, embed[0]):
+        if embed is None or info.shape != embed[0].shape or not same_values(info, embed[0]):
             problems.append(f"{info.name} in {info.file.name} differs from the embedding; Gemma 3 "
                             "ties the output head to it and an untied head is not supported")
     return problems

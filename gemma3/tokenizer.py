@@ -34,7 +34,8 @@ class TokenizerError(ValueError):
 
 
 class Tokenizer:
-    """Text <-> Gemma 3 token ids. Load with `Tokenizer.from_directory(checkpoint_dir)`."""
+    """Text <-> Gemma 3 token ids. Load with `Tokenizer.from_directory(checkpoint_dir)`, or
+    `Tokenizer.from_gguf(model.gguf)` for the vocabulary in a GGUF file's metadata."""
 
     def __init__(self, backend: _Backend, *, source: str = "tokenizer",
                  image_ids: tuple[int, int, int] = (BOI_ID, EOI_ID, IMAGE_TOKEN_ID)):
@@ -70,6 +71,18 @@ class Tokenizer:
             backend = _Backend.from_file(str(path))
         except Exception as e:  # noqa: BLE001 - tokenizers raises a bare Exception on bad files
             raise TokenizerError(f"{path} could not be read as a tokenizer.json: {e}") from None
+        ids = (BOI_ID, EOI_ID, IMAGE_TOKEN_ID) if config is None else (
+            config.boi_token_id, config.eoi_token_id, config.image_token_id)
+        return cls(backend, source=str(path), image_ids=ids)
+
+    @classmethod
+    def from_gguf(cls, path: str | Path, config=None) -> Tokenizer:
+        """The tokenizer a GGUF file carries in its metadata, with the ids transformers' GGUF
+        conversion gives (gemma3.gguf_tokenizer). config (a Gemma3Config) as above."""
+        from gemma3.gguf import read_metadata
+        from gemma3.gguf_tokenizer import backend_from_metadata
+
+        backend = backend_from_metadata(read_metadata(path), str(path))
         ids = (BOI_ID, EOI_ID, IMAGE_TOKEN_ID) if config is None else (
             config.boi_token_id, config.eoi_token_id, config.image_token_id)
         return cls(backend, source=str(path), image_ids=ids)
