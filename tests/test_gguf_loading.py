@@ -12,8 +12,8 @@ import torch
 import gemma3
 from gemma3 import gguf as gguf_checkpoint
 from gemma3 import gguf_config
-from gemma3.gguf_config import GGUFConfigError
 from gemma3.checkpoint import NonFiniteError
+from gemma3.gguf_config import GGUFConfigError
 from gemma3.loading import LoadError
 from tests import gguf_fixtures as fx
 from tests.tiny import random_ids, randomize
