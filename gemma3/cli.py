@@ -84,7 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `gemma3` console script and `python -m gemma3`; returns the exit
-    status."""
+    status. Run as a program (argv None: the console script, `python -m gemma3`), it owns the
+    process's signals: Ctrl-C ends it at any moment with status 130, SIGTERM with 143."""
+    if argv is None:
+        from gemma3.interrupt import exit_on_signals
+
+        exit_on_signals("gemma3")
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help, or a bad argument (already reported by argparse)
@@ -95,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         message = str(e).strip() or type(e).__name__
         print(f"gemma3 {args.command}: error: {message}", file=sys.stderr)
         return USER_ERROR
-    except KeyboardInterrupt:
-        print(file=sys.stderr)
+    except KeyboardInterrupt:  # called from Python code, which keeps its own SIGINT handler
+        print(f"gemma3 {args.command}: interrupted", file=sys.stderr)
         return 130
 
 
