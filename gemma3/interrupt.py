@@ -22,7 +22,7 @@ WORDS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
 
 def exit_on_signals(prog: str) -> None:
     """From now on SIGINT exits with status 130 and SIGTERM with 143, each with the one line
-    `{prog}: interrupted` / `{prog}: terminated` on stderr. Call from the main thread, before the
+    `{prog}: interrupted` / `{prog}: terminated` on stderr, and SIGPIPE ends it silently. Call from the main thread, before the
     slow imports. A signal the process was started with ignored (`nohup`, a background job of a
     script) stays ignored, as the shell meant."""
     read_fd, write_fd = os.pipe()
@@ -31,6 +31,9 @@ def exit_on_signals(prog: str) -> None:
     for signum in watched:
         signal.signal(signum, _leave_it_to_the_watcher)
     signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    # Writing to a closed pipe (`gemma3 generate ... | head`) ends the process quietly, as it
+    # does other Unix tools, instead of a BrokenPipeError from inside the decode loop.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     threading.Thread(target=_watch, args=(read_fd, prog), name="gemma3-signals",
                      daemon=True).start()
 
