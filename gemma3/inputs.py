@@ -14,9 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-# preprocess() maps pixels to [-1, 1]; its float rounding can leave 1 ulp above 1 (6e-8 in
-# fp32), so values are allowed this far outside. Anything else is another normalisation
-# (ImageNet mean/std reaches 2.64) or unscaled pixels.
+# preprocess() maps pixels to exactly [-1, 1] (0 -> -1.0, 255 -> 1.0, measured); other float
+# paths to the same values (transformers' torchvision processor, a bf16 or fp16 cast) round
+# by at most an ulp of 1, 1e-3 in fp16, so that much is allowed. Anything further out is
+# another normalisation (ImageNet mean/std reaches 2.64) or unscaled 0..255 pixels.
 PIXEL_RANGE = (-1.0, 1.0)
 PIXEL_TOLERANCE = 1e-3
 
