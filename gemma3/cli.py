@@ -233,7 +233,14 @@ def stop_token_ids(directory: Path, config, chat: bool) -> list[int]:
             eos = json.loads(path.read_text()).get("eos_token_id", [])
         except json.JSONDecodeError as e:
             raise ValueError(f"{path} is not valid JSON: {e}") from None
-        ids += eos if isinstance(eos, list) else [eos]
+        eos = eos if isinstance(eos, list) else [eos]
+        vocab = config.text.vocab_size
+        bad = [i for i in eos if isinstance(i, bool) or not isinstance(i, int)
+               or not 0 <= i < vocab]
+        if bad:
+            raise ValueError(f"{path}: eos_token_id {bad[0]!r} is not a token id of this model "
+                             f"(an integer in [0, {vocab}))")
+        ids += eos
     if chat:
         ids.append(END_OF_TURN_ID)
     return sorted({int(i) for i in ids})
