@@ -26,9 +26,13 @@ stderr (silence them with --quiet). Generation stops at the model's end-of-seque
 config.json and generation_config.json eos_token_id; <end_of_turn> too with --chat) or after
 --max-new-tokens tokens.
 
+Control tokens typed in the prompt (<start_of_turn>, <end_of_turn>, <start_of_image>, ...)
+are read as control tokens, as transformers' chat template and tokenizer read them.
+
 exit status: 0 on success, 2 on bad input (unknown option, missing checkpoint or tokenizer,
-unsupported dtype, prompt too long, image for a text-only model, unreadable image, ...), with a
-one-line message on stderr."""
+unsupported dtype, empty or too long prompt, image for a text-only model, unreadable image,
+...), 1 when the model's output is unusable (NaN logits), each with a one-line message on
+stderr; 130 on Ctrl-C, 143 on SIGTERM."""
 
 
 class _Parser(argparse.ArgumentParser):

@@ -24,7 +24,8 @@ def exit_on_signals(prog: str) -> None:
     """From now on SIGINT exits with status 130 and SIGTERM with 143, each with the one line
     `{prog}: interrupted` / `{prog}: terminated` on stderr, and SIGPIPE ends it silently. Call
     from the main thread, before the slow imports. A signal the process was started with
-    ignored (`nohup`, a background job of a script) stays ignored, as the shell meant."""
+    ignored (SIGINT for a background job of a non-interactive shell) stays ignored, as the
+    shell meant."""
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)  # the C handler must never block on a full pipe
     watched = [s for s in EXIT_STATUS if signal.getsignal(s) is not signal.SIG_IGN]
