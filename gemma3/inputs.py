@@ -93,8 +93,8 @@ def check_attention_mask(attention_mask, shape: tuple[int, int]):
     bad = (mask != 0) & (mask != 1)
     if bad.any():
         row, col = (int(i[0]) for i in np.nonzero(bad))
-        raise ValueError(f"attention_mask[{row}, {col}] is {mask[row, col]!r}; the mask holds "
-                         "only 1 (a token) and 0 (padding)")
+        raise ValueError(f"attention_mask[{row}, {col}] is {mask[row, col].item()!r}; the mask "
+                         "holds only 1 (a token) and 0 (padding)")
     return mask.astype(np.int32)
 
 
