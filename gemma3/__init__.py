@@ -23,8 +23,13 @@ __all__ = ["Gemma3", "Gemma3Config", "Greedy", "Temperature", "TextConfig", "Top
 
 
 def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'gemma3' has no attribute {name!r}")
+    if name not in _EXPORTS:  # a submodule (gemma3.loading, ...), as the eager imports gave
+        try:
+            return importlib.import_module(f"gemma3.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"gemma3.{name}":
+                raise
+            raise AttributeError(f"module 'gemma3' has no attribute {name!r}") from None
     value = getattr(importlib.import_module(_EXPORTS[name]), name)
     globals()[name] = value  # later lookups skip this function
     return value

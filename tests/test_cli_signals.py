@@ -117,3 +117,11 @@ def test_ctrl_c_during_the_decode(checkpoint):
     assert first and not (first + out).endswith(b"\n"), "the decode finished before the signal"
     assert (status, err) == (130, "gemma3: interrupted\n")
     assert seconds < EXIT_WITHIN
+
+
+def test_the_cli_module_imports_no_jax():
+    """What lets the handlers come before the ~2 s of importing jax: `import gemma3` is lazy."""
+    code = "import sys, gemma3.cli; print(sorted({'jax', 'flax'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)
+    assert result.stdout == "[]\n"
