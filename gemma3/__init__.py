@@ -5,12 +5,35 @@
     tokens = gemma3.generate(model, input_ids, attention_mask=mask, max_new_tokens=32)
 """
 
-from gemma3 import gguf  # gemma3.gguf.read_config / tensor_types; the gguf package loads lazily
-from gemma3.config import Gemma3Config, TextConfig, VisionConfig
-from gemma3.generation import generate
-from gemma3.loading import from_pretrained
-from gemma3.model import Gemma3
-from gemma3.sampling import Greedy, Temperature, TopK, TopP
+from __future__ import annotations
+
+import importlib
+
+# Public names and the module each comes from. They are imported on first use (PEP 562), so
+# `import gemma3.cli` does not import jax before the command line has set up its signal handling.
+_EXPORTS = {
+    "Gemma3Config": "gemma3.config", "TextConfig": "gemma3.config",
+    "VisionConfig": "gemma3.config", "generate": "gemma3.generation",
+    "from_pretrained": "gemma3.loading", "Gemma3": "gemma3.model", "Greedy": "gemma3.sampling",
+    "Temperature": "gemma3.sampling", "TopK": "gemma3.sampling", "TopP": "gemma3.sampling",
+}
 
 __all__ = ["Gemma3", "Gemma3Config", "Greedy", "Temperature", "TextConfig", "TopK", "TopP",
-           "VisionConfig", "from_pretrained", "generate", "gguf"]
+           "VisionConfig", "from_pretrained", "generate", "gguf"]  # gguf: a submodule
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:  # a submodule (gemma3.loading, ...), as the eager imports gave
+        try:
+            return importlib.import_module(f"gemma3.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"gemma3.{name}":
+                raise
+            raise AttributeError(f"module 'gemma3' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 USER_ERROR = 2  # exit status for bad input, as argparse uses for bad arguments
+FAILED = 1  # the run went through, but its output is unusable (NaN logits)
 
 DESCRIPTION = """\
 Gemma 3 in JAX (Flax NNX). Run `gemma3 generate --help` for the options of a command."""
@@ -26,9 +27,13 @@ stderr (silence them with --quiet). Generation stops at the model's end-of-seque
 config.json and generation_config.json eos_token_id; <end_of_turn> too with --chat) or after
 --max-new-tokens tokens.
 
+Control tokens typed in the prompt (<start_of_turn>, <end_of_turn>, <start_of_image>, ...)
+are read as control tokens, as transformers' chat template and tokenizer read them.
+
 exit status: 0 on success, 2 on bad input (unknown option, missing checkpoint or tokenizer,
-unsupported dtype, prompt too long, image for a text-only model, unreadable image, ...), with a
-one-line message on stderr."""
+unsupported dtype, empty or too long prompt, image for a text-only model, unreadable image,
+...), 1 when the model's output is unusable (NaN logits), each with a one-line message on
+stderr; 130 on Ctrl-C, 143 on SIGTERM."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -86,7 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `gemma3` console script and `python -m gemma3`; returns the exit
-    status."""
+    status. Run as a program (argv None: the console script, `python -m gemma3`), it owns the
+    process's signals: Ctrl-C ends it at any moment with status 130, SIGTERM with 143."""
+    if argv is None:
+        from gemma3.interrupt import exit_on_signals
+
+        exit_on_signals("gemma3")
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help, or a bad argument (already reported by argparse)
@@ -97,8 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         message = str(e).strip() or type(e).__name__
         print(f"gemma3 {args.command}: error: {message}", file=sys.stderr)
         return USER_ERROR
-    except KeyboardInterrupt:
-        print(file=sys.stderr)
+    except UnusableOutput as e:
+        print(f"gemma3 {args.command}: error: {e}", file=sys.stderr)
+        return FAILED
+    except KeyboardInterrupt:  # called from Python code, which keeps its own SIGINT handler
+        print(f"gemma3 {args.command}: interrupted", file=sys.stderr)
         return 130
 
 
@@ -113,13 +126,13 @@ class Prompt:
 
 def run_generate(args: argparse.Namespace) -> int:
     from gemma3 import gguf
-    from gemma3.generation import Timings, generate
+    from gemma3.cli_options import check_generate_options, check_top_k
     from gemma3.hub import resolve_checkpoint
-    from gemma3.loading import from_pretrained, load_config
+    from gemma3.loading import load_config
     from gemma3.sampling import make_sampler
     from gemma3.tokenizer import Tokenizer
 
-    dtype = _check_options(args)
+    dtype = check_generate_options(args)
     sampler = make_sampler(args.temperature, args.top_k, args.top_p)
     gguf_file = gguf.find_gguf(args.checkpoint)
     if gguf_file is not None:  # config and tokenizer come from the file's metadata
@@ -129,45 +142,48 @@ def run_generate(args: argparse.Namespace) -> int:
         directory = resolve_checkpoint(args.checkpoint)
         config = load_config(directory)
         tokenizer = Tokenizer.from_directory(directory, config=config)
+    check_top_k(args.top_k, config.text.vocab_size)
     prompt = build_prompt(args, tokenizer, config)
     stop_ids = stop_token_ids(directory, config, chat=args.chat)
+    model = _load(directory, dtype, args)
+    printer = _Printer(tokenizer.stream(skip_special_tokens=True), set(stop_ids),
+                       config.text.pad_token_id)
+    timings = _generate(model, prompt, printer, args, sampler=sampler,
+                        stop_ids=[*stop_ids, config.text.pad_token_id])
+    printer.finish()
+    if not args.quiet:
+        _report(timings)
+    return 0
+
+
+def _load(directory: Path, dtype: str, args: argparse.Namespace):
+    """The model, with its load time on stderr at once (compiling comes next, and takes a
+    while for the larger models)."""
+    import jax
+
+    from gemma3.loading import from_pretrained
 
     start = time.perf_counter()
     model = from_pretrained(directory, dtype=dtype, text_only=not args.image,
                             progress=False if args.quiet else None)
-    load_seconds = time.perf_counter() - start
-    stream, timings = tokenizer.stream(skip_special_tokens=True), Timings()
-    _SINKS.append(_printer(stream, set(stop_ids)))
+    if not args.quiet:
+        print(f"gemma3: loaded {directory} ({dtype}, {jax.default_backend()}) in "
+              f"{time.perf_counter() - start:.2f} s", file=sys.stderr, flush=True)
+    return model
+
+
+def _generate(model, prompt: Prompt, printer: _Printer, args: argparse.Namespace, **options):
+    from gemma3.generation import Timings, generate
+
+    timings = Timings()
+    _SINKS.append(printer)
     try:
-        generate(model, prompt.input_ids, max_new_tokens=args.max_new_tokens, sampler=sampler,
-                 stop_ids=stop_ids, seed=args.seed, pixel_values=prompt.pixel_values,
-                 token_type_ids=prompt.token_type_ids, on_token=_on_token, timings=timings)
+        generate(model, prompt.input_ids, max_new_tokens=args.max_new_tokens, seed=args.seed,
+                 pixel_values=prompt.pixel_values, token_type_ids=prompt.token_type_ids,
+                 on_token=_on_token, timings=timings, **options)
     finally:
         _SINKS.pop()
-    sys.stdout.write(stream.flush() + "\n")
-    sys.stdout.flush()
-    if not args.quiet:
-        _report(directory, dtype, load_seconds, timings)
-    return 0
-
-
-def _check_options(args: argparse.Namespace) -> str:
-    """Option checks that need no checkpoint; returns the dtype name to load with."""
-    import jax
-
-    from gemma3.loading import resolve_dtype
-
-    if args.max_new_tokens < 1:
-        raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
-    if args.system is not None and not args.chat:
-        raise ValueError("--system needs --chat (a system message is part of the chat template)")
-    if args.prompt == "-":
-        args.prompt = sys.stdin.read()
-    for path in args.image:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"--image {path}: no such file")
-    dtype = args.dtype or ("float32" if jax.default_backend() == "cpu" else "bfloat16")
-    return resolve_dtype(dtype).name
+    return timings
 
 
 def build_prompt(args: argparse.Namespace, tokenizer, config) -> Prompt:
@@ -229,7 +245,14 @@ def stop_token_ids(directory: Path, config, chat: bool) -> list[int]:
             eos = json.loads(path.read_text()).get("eos_token_id", [])
         except json.JSONDecodeError as e:
             raise ValueError(f"{path} is not valid JSON: {e}") from None
-        ids += eos if isinstance(eos, list) else [eos]
+        eos = eos if isinstance(eos, list) else [eos]
+        vocab = config.text.vocab_size
+        bad = [i for i in eos if isinstance(i, bool) or not isinstance(i, int)
+               or not 0 <= i < vocab]
+        if bad:
+            raise ValueError(f"{path}: eos_token_id {bad[0]!r} is not a token id of this model "
+                             f"(an integer in [0, {vocab}))")
+        ids += eos
     if chat:
         ids.append(END_OF_TURN_ID)
     return sorted({int(i) for i in ids})
@@ -244,30 +267,53 @@ def _on_token(step, tokens) -> None:
     _SINKS[-1](int(tokens[0]))
 
 
-def _printer(stream, stop_ids: set[int]):
-    """Prints each token's new text as it comes; nothing from the first stop id on."""
-    stopped = False
+class UnusableOutput(RuntimeError):
+    """The model produced tokens that no working Gemma 3 produces: there is no text to print."""
 
-    def sink(token: int) -> None:
-        nonlocal stopped
-        stopped = stopped or token in stop_ids
-        piece = "" if stopped else stream.push(token)
+
+class _Printer:
+    """Prints each token's new text as it comes; nothing from the first stop id on.
+
+    The pad id ends generation too (generate() gets it as a stop id): a working Gemma 3 never
+    predicts <pad>, but argmax over NaN logits does (NaN weights, a config that cannot be
+    right), and that must be an error, not an empty line."""
+
+    def __init__(self, stream, stop_ids: set[int], pad_id: int):
+        self.stream, self.stop_ids, self.pad_id = stream, stop_ids, pad_id
+        self.steps = 0
+        self.pad_step: int | None = None
+        self.stopped = self.printed = False
+
+    def __call__(self, token: int) -> None:
+        if not self.stopped and token == self.pad_id:
+            self.pad_step = self.steps
+        self.stopped = self.stopped or token in self.stop_ids or token == self.pad_id
+        self.steps += 1
+        piece = "" if self.stopped else self.stream.push(token)
         if piece:
             sys.stdout.write(piece)
             sys.stdout.flush()
+            self.printed = True
 
-    return sink
+    def finish(self) -> None:
+        """Prints the text held back and the final newline (no empty line for no text when
+        the output is unusable), then raises UnusableOutput if it is."""
+        tail = self.stream.flush()
+        if self.printed or tail or self.pad_step is None:
+            sys.stdout.write(tail + "\n")
+            sys.stdout.flush()
+        if self.pad_step is not None:
+            raise UnusableOutput(
+                f"the model generated <pad> (id {self.pad_id}) as new token {self.pad_step + 1}, "
+                "which a working Gemma 3 never does: its logits are not finite (NaN). Check the "
+                "checkpoint's weights and config.json (rms_norm_eps, sizes) and the inputs")
 
 
-def _report(directory: Path, dtype: str, load_seconds: float, t) -> None:
-    import jax
-
+def _report(t) -> None:
     def rate(n, seconds):
         return f"{n / seconds:.1f} tokens/s" if seconds > 0 else "n/a"
 
-    print(f"gemma3: loaded {directory} ({dtype}, {jax.default_backend()}) in "
-          f"{load_seconds:.2f} s\n"
-          f"gemma3: prefill {t.prompt_tokens} tokens in {t.prefill:.3f} s "
+    print(f"gemma3: prefill {t.prompt_tokens} tokens in {t.prefill:.3f} s "
           f"({rate(t.prompt_tokens, t.prefill)}; compile {t.prefill_compile:.2f} s)\n"
           f"gemma3: decode {t.new_tokens} tokens in {t.decode:.3f} s "
           f"({rate(t.new_tokens, t.decode)}; compile {t.decode_compile:.2f} s)",

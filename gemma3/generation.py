@@ -17,7 +17,9 @@ import numpy as np
 from flax import nnx
 from jax.experimental import io_callback
 
+from gemma3 import inputs
 from gemma3.cache import KVCache
+from gemma3.model import Gemma3
 from gemma3.sampling import Greedy
 
 PROMPT_BUCKET_MIN = 32
@@ -62,10 +64,10 @@ def generate(
     max_position_embeddings, is an error, never a truncation.
     """
     input_ids, attention_mask = _check_prompt(model, input_ids, attention_mask, max_new_tokens)
-    if pixel_values is not None:  # needs concrete ids: checked here, before compiling
-        from gemma3.vision import check_image_inputs
-
-        check_image_inputs(model, input_ids, pixel_values, token_type_ids)
+    _check_options(model, sampler, seed, cache_length, on_token, timings)
+    _check_images(model, input_ids, pixel_values, token_type_ids)
+    stop = _stop_array(model.config.eos_token_ids if stop_ids is None else
+                       inputs.check_stop_ids(stop_ids, model.config.text.vocab_size, MAX_STOP_IDS))
     sampler = Greedy() if sampler is None else sampler
     bucket, budget, length = bucket_sizes(input_ids.shape[1], max_new_tokens, cache_length)
     pad = bucket - input_ids.shape[1]
@@ -73,7 +75,6 @@ def generate(
     attention_mask = np.pad(attention_mask, ((0, 0), (pad, 0)))
     if token_type_ids is not None:
         token_type_ids = np.pad(np.asarray(token_type_ids), ((0, 0), (pad, 0)))
-    stop = _stop_array(model.config.eos_token_ids if stop_ids is None else stop_ids)
     graphdef, state = nnx.split(model)
     timings = timings if timings is not None else Timings()
     timings.prompt_tokens = int(attention_mask.sum(axis=1).max())
@@ -111,8 +112,6 @@ def _round_up(n: int, multiple: int) -> int:
 def _stop_array(stop_ids) -> np.ndarray:
     """Stop ids in a fixed-size array (-1 fills), so their number does not change shapes."""
     stop_ids = list(stop_ids)
-    if len(stop_ids) > MAX_STOP_IDS:
-        raise ValueError(f"at most {MAX_STOP_IDS} stop ids are supported, got {len(stop_ids)}")
     return np.asarray(stop_ids + [-1] * (MAX_STOP_IDS - len(stop_ids)), np.int32)
 
 
@@ -136,29 +135,45 @@ def _decode_step(graphdef, state, tokens, positions, cache):
 
 
 def _check_prompt(model, input_ids, attention_mask, max_new_tokens):
-    ids = np.asarray(input_ids)
-    if ids.ndim == 1:
-        ids = ids[None]
-    if ids.ndim != 2 or ids.shape[1] == 0 or not np.issubdtype(ids.dtype, np.integer):
-        raise ValueError(f"input_ids must be a non-empty [batch, length] integer array, "
-                         f"got shape {ids.shape} dtype {ids.dtype}")
-    mask = np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask)
-    mask = mask.reshape(ids.shape)
-    empty = np.flatnonzero(mask.sum(axis=1) == 0)
-    if empty.size:
-        raise ValueError(f"prompt row(s) {empty.tolist()} are empty (attention_mask all 0)")
-    vocab = model.config.text.vocab_size
-    bad = ids[(mask > 0) & ((ids < 0) | (ids >= vocab))]
-    if bad.size:
-        raise ValueError(f"token id {int(bad[0])} is outside the vocabulary [0, {vocab})")
-    if max_new_tokens <= 0:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    """The prompt as int32 numpy arrays, left-padded, fitting the model's context."""
+    if not isinstance(model, Gemma3):
+        raise TypeError(f"model must be a gemma3.Gemma3 (from gemma3.from_pretrained), got "
+                        f"{type(model).__name__}")
+    ids = inputs.check_token_ids(input_ids, model.config.text.vocab_size)
+    mask = inputs.check_attention_mask(attention_mask, ids.shape)
+    inputs.check_left_padded(mask)
+    max_new_tokens = inputs.check_int("max_new_tokens", max_new_tokens, minimum=1)
     longest = int(mask.sum(axis=1).max())
     limit = model.config.text.max_position_embeddings
     if longest + max_new_tokens > limit:
         raise ValueError(f"prompt of {longest} tokens + max_new_tokens {max_new_tokens} exceeds "
                          f"the model's max_position_embeddings {limit}")
-    return ids.astype(np.int32), mask.astype(np.int32)
+    return ids, mask
+
+
+def _check_options(model, sampler, seed, cache_length, on_token, timings) -> None:
+    if sampler is not None:
+        inputs.check_sampler(sampler, model.config.text.vocab_size)
+    inputs.check_int("seed", seed, -(2**63), 2**63 - 1)  # what jax.random.key accepts
+    if cache_length is not None:
+        inputs.check_int("cache_length", cache_length, minimum=1)
+    if on_token is not None and not callable(on_token):
+        raise TypeError(f"on_token must be a function on_token(step, tokens), got "
+                        f"{type(on_token).__name__}")
+    if timings is not None and not isinstance(timings, Timings):
+        raise TypeError(f"timings must be a gemma3.generation.Timings, got "
+                        f"{type(timings).__name__}")
+
+
+def _check_images(model, input_ids, pixel_values, token_type_ids) -> None:
+    """Needs concrete ids: checked here, before compiling."""
+    if pixel_values is None:
+        inputs.check_image_tokens(model.config, input_ids, token_type_ids)
+        return
+    from gemma3.vision import check_image_inputs
+
+    inputs.check_pixel_values(pixel_values)
+    check_image_inputs(model, input_ids, pixel_values, token_type_ids)
 
 
 _COMPILED: dict = {}

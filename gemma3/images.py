@@ -36,21 +36,30 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
 def preprocess(images, image_size: int = 896) -> np.ndarray:
     """One image or a list of images (uint8 [H, W, 3] arrays, PIL images or paths) ->
     pixel_values float32 [I, 3, image_size, image_size] in [-1, 1]."""
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+        raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
     if isinstance(images, (np.ndarray, Image.Image, str, os.PathLike)):
         images = [images]
+    if not isinstance(images, (list, tuple)):
+        raise TypeError(f"preprocess takes an image or a list of images, got "
+                        f"{type(images).__name__}")
     if not images:
         raise ValueError("preprocess needs at least one image; got an empty list")
-    return np.stack([_preprocess_one(image, image_size) for image in images])
+    return np.stack([_preprocess_one(image, image_size, i) for i, image in enumerate(images)])
 
 
-def _preprocess_one(image, size: int) -> np.ndarray:
+def _preprocess_one(image, size: int, index: int) -> np.ndarray:
     if isinstance(image, (str, os.PathLike)):
         image = load_image(image)
+    if not isinstance(image, (np.ndarray, Image.Image)):
+        raise TypeError(f"image {index} is a {type(image).__name__}; expected a uint8 [H, W, 3] "
+                        "array, a PIL image or a path")
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
             raise ValueError(
-                f"image array has dtype {image.dtype} and shape {list(image.shape)}; expected "
-                "uint8 [H, W, 3] (RGB), as gemma3.images.load_image returns")
+                f"image {index} is an array of dtype {image.dtype} and shape "
+                f"{list(image.shape)}; expected uint8 [H, W, 3] (RGB), as "
+                "gemma3.images.load_image returns")
         image = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
     resized = image.convert("RGB").resize((size, size), resample=Image.Resampling.BILINEAR)
     # Rescale in float64 then cast, as transformers' numpy rescale does.

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from gemma3 import inputs
 from gemma3.attention import Attention
 from gemma3.cache import KVCache
 from gemma3.config import GLOBAL, SLIDING, Gemma3Config, TextConfig
@@ -93,18 +94,36 @@ class Gemma3(nnx.Module):
         """Full-sequence forward, compiled. mask: 1 = token, 0 = left padding. Positions default
         to cumsum(mask) - 1 as generate() uses. With return_hidden_states, also returns the
         embeddings and every layer's output ([L + 1] arrays of [B, T, D])."""
-        input_ids = jnp.asarray(input_ids)
-        if attention_mask is None:
-            attention_mask = jnp.ones(input_ids.shape, jnp.int32)
+        input_ids, attention_mask, positions = self._check_inputs(
+            input_ids, attention_mask, positions, pixel_values, token_type_ids)
         if positions is None:
             positions = positions_from_mask(jnp.asarray(attention_mask))
-        if pixel_values is not None:  # image-count checks need concrete ids: before jit
-            from gemma3.vision import check_image_inputs
-
-            check_image_inputs(self, input_ids, pixel_values, token_type_ids)
         graphdef, state = nnx.split(self)
         return _forward(graphdef, state, input_ids, jnp.asarray(attention_mask), positions,
                         pixel_values, token_type_ids, return_hidden_states)
+
+    def _check_inputs(self, input_ids, attention_mask, positions, pixel_values, token_type_ids):
+        """The forward's arguments checked before compiling (gemma3.inputs): ids in the
+        vocabulary, a 0/1 mask of their shape (any padding side: each token's logits are
+        exact), integer positions of their shape, images that match their tokens."""
+        ids = inputs.check_token_ids(input_ids, self.config.text.vocab_size)
+        mask = inputs.check_attention_mask(attention_mask, ids.shape)
+        if positions is not None:
+            positions = jnp.asarray(positions)
+            if positions.shape != ids.shape or not jnp.issubdtype(positions.dtype, jnp.integer):
+                raise ValueError(f"positions must be an integer array of input_ids' shape "
+                                 f"{list(ids.shape)}, got {positions.dtype} "
+                                 f"{list(positions.shape)}")
+        concrete = not inputs.is_traced(ids)  # inside a caller's jit: shape checks only
+        if pixel_values is not None:
+            from gemma3.vision import check_image_inputs
+
+            inputs.check_pixel_values(pixel_values)
+            if concrete:  # image-count checks need concrete ids: before jit
+                check_image_inputs(self, ids, pixel_values, token_type_ids)
+        elif concrete:
+            inputs.check_image_tokens(self.config, ids, token_type_ids)
+        return ids, mask, positions
 
     def embed(self, input_ids, pixel_values=None, token_type_ids=None):
         """Token embeddings, with image features merged in at image-token positions."""

@@ -7,6 +7,7 @@ every temperature; only the strategy's kind (and top-k's k, a shape) selects ano
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 
 import jax
@@ -14,10 +15,12 @@ import jax.numpy as jnp
 
 
 def _check(condition, value, message: str) -> None:
-    # Inside jit (and while jax rebuilds the pytree) the fields are not numbers; they were
-    # checked when the object was made.
-    if isinstance(value, numbers.Number) and not condition(value):
-        raise ValueError(message)
+    # Inside jit (and while jax rebuilds the pytree) the fields are tracers or placeholders, not
+    # numbers; they were checked when the object was made.
+    if isinstance(value, (str, bytes, bool)):
+        raise TypeError(f"{message}; got {type(value).__name__} {value!r}")
+    if isinstance(value, numbers.Number) and not (math.isfinite(value) and condition(value)):
+        raise ValueError(f"{message}; got {value}")
 
 
 @jax.tree_util.register_dataclass
@@ -34,7 +37,7 @@ class Temperature:
 
     def __post_init__(self):
         _check(lambda t: t > 0, self.temperature,
-               f"temperature must be > 0, got {self.temperature} (use Greedy())")
+               "temperature must be a finite number > 0 (for greedy decoding use Greedy())")
 
     def __call__(self, logits, key):
         return jax.random.categorical(key, logits / self.temperature, axis=-1).astype(jnp.int32)
@@ -49,7 +52,11 @@ class TopK:
     temperature: float = 1.0
 
     def __post_init__(self):
-        _check(lambda k: k >= 1, self.k, f"top-k needs k >= 1, got {self.k}")
+        if isinstance(self.k, bool) or not isinstance(self.k, numbers.Integral):
+            raise TypeError(f"top-k needs an integer k >= 1; got {type(self.k).__name__} "
+                            f"{self.k!r}")  # k is static (a shape), so always a Python value
+        _check(lambda k: k >= 1, self.k, "top-k needs k >= 1")
+        object.__setattr__(self, "k", int(self.k))  # a plain int: it keys compiled programs
         Temperature(self.temperature)
 
     def __call__(self, logits, key):
@@ -67,7 +74,7 @@ class TopP:
     temperature: float = 1.0
 
     def __post_init__(self):
-        _check(lambda p: 0 < p <= 1, self.p, f"top-p needs 0 < p <= 1, got {self.p}")
+        _check(lambda p: 0 < p <= 1, self.p, "top-p needs 0 < p <= 1")
         Temperature(self.temperature)
 
     def __call__(self, logits, key):
@@ -84,13 +91,13 @@ class TopP:
 def make_sampler(temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None):
     """The strategy for CLI-style options: temperature 0 means greedy."""
     if temperature == 0:
-        if top_k or top_p:
+        if top_k is not None or top_p is not None:
             raise ValueError("top_k/top_p need a temperature > 0; temperature 0 is greedy")
         return Greedy()
-    if top_k and top_p:
+    if top_k is not None and top_p is not None:
         raise ValueError("choose one of top_k and top_p")
-    if top_k:
+    if top_k is not None:
         return TopK(top_k, temperature)
-    if top_p:
+    if top_p is not None:
         return TopP(top_p, temperature)
     return Temperature(temperature)

@@ -61,6 +61,10 @@ CONVERSATIONS = {
     "image": [SYSTEM, {"role": "user", "content": [
         {"type": "image"}, {"type": "text", "text": "What is shown in this image?"},
         {"type": "image", "url": "x.png"}]}],
+    # Control tokens typed in the text stay control tokens, as transformers renders and
+    # tokenizes them: the user's "<end_of_turn>" ends the turn (ids 105/106, not text pieces).
+    "control-tokens-in-text": [{"role": "user", "content":
+                                "Hi<end_of_turn>\n<start_of_turn>model\nSure<eos><bos>"}],
 }
 
 
@@ -100,7 +104,9 @@ def test_matches_transformers(tokenizers, name, generation_prompt):
                                               add_generation_prompt=generation_prompt)
     ids = chat.encode(ours, messages, generation_prompt)
     assert ids == list(expected_ids)
-    assert ids.count(2) == 1 and ids[0] == 2  # no double BOS
+    typed_bos = sum(m["content"].count("<bos>") for m in messages
+                    if isinstance(m["content"], str))
+    assert ids.count(2) == 1 + typed_bos and ids[0] == 2  # no double BOS of our own
 
 
 def test_image_item_becomes_start_of_image(tokenizers):
@@ -124,3 +130,11 @@ def test_image_item_becomes_start_of_image(tokenizers):
 def test_bad_conversations(messages, match):
     with pytest.raises(ChatError, match=match):
         chat.render(messages)
+
+
+def test_control_tokens_typed_in_the_text_are_control_tokens(tokenizers):
+    """What transformers does (test_matches_transformers compares the ids), stated plainly: the
+    typed <end_of_turn> and <start_of_turn> are ids 106 and 105, not text."""
+    ours, _ = tokenizers
+    ids = chat.encode(ours, CONVERSATIONS["control-tokens-in-text"])
+    assert ids.count(106) == 2 and ids.count(105) == 3 and ids.count(1) == 1

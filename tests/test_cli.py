@@ -110,9 +110,9 @@ def png(tmp_path_factory) -> Path:
     (["--dtype", "int8"], "dtype 'int8' is not supported"),
     (["--max-new-tokens", "300"], ("the prompt has 13 tokens; with --max-new-tokens 300 that "
                                    "exceeds the model's context of 256 tokens")),
-    (["--max-new-tokens", "0"], "--max-new-tokens must be >= 1"),
+    (["--max-new-tokens", "0"], "--max-new-tokens 0: expected a positive integer"),
     (["--system", "x"], "--system needs --chat"),
-    (["--top-k", "5"], "top_k/top_p need a temperature > 0"),
+    (["--top-k", "5"], "--top-k 5 needs --temperature > 0"),
     (["--image", "PNG"], "is a text-only model"),
     (["--image", "missing.png"], "--image missing.png: no such file"),
     (["--temperature", "hot"], "argument --temperature: invalid float value: 'hot'"),
