@@ -110,6 +110,7 @@ class Prompt:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    from gemma3 import compile_cache
     from gemma3.generation import Timings, generate
     from gemma3.hub import resolve_checkpoint
     from gemma3.loading import from_pretrained, load_config
@@ -117,6 +118,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from gemma3.tokenizer import Tokenizer
 
     dtype = _check_options(args)
+    compile_cache.enable()  # a second run of the same prompt bucket skips compiling
     sampler = make_sampler(args.temperature, args.top_k, args.top_p)
     directory = resolve_checkpoint(args.checkpoint)
     config = load_config(directory)

@@ -101,7 +101,10 @@ def _child(args) -> dict:
 class JaxTimer:
     def __init__(self, args):
         import gemma3
+        from gemma3 import compile_cache
         from gemma3.generation import Timings, generate
+
+        compile_cache.enable()
 
         self.generate, self.Timings, self.repeats = generate, Timings, args.repeats
         start = time.perf_counter()
