@@ -68,6 +68,9 @@ def take_rows(table: Array, ids: Array) -> Array:
     float32 first (1.2 GB for the 1b's 262144 rows); the same bits gathered as uint16 are not."""
     if table.dtype.itemsize != 2:
         return jnp.take(table, ids, axis=0)
+    # Tied to the ids, the bitcast is not hoisted out of the decode loop, where XLA made it a
+    # copy of the table.
+    table, ids = jax.lax.optimization_barrier((table, ids))
     bits = jax.lax.bitcast_convert_type(table, jnp.uint16)
     return jax.lax.bitcast_convert_type(jnp.take(bits, ids, axis=0), table.dtype)
 
