@@ -18,6 +18,7 @@ from flax import nnx
 from jax.experimental import io_callback
 
 from gemma3.cache import KVCache
+from gemma3.cpu_tuning import compiler_options
 from gemma3.sampling import Greedy
 
 PROMPT_BUCKET_MIN = 32
@@ -174,13 +175,24 @@ def _timed(fn, timings: Timings, name: str, graphdef, *args, **static):
     start = time.perf_counter()
     compiled = _COMPILED.get(key)
     if compiled is None:
-        compiled = _COMPILED[key] = fn.lower(graphdef, *args, **static).compile()
+        # Per-program XLA options for this CPU (gemma3.cpu_tuning's table; {} elsewhere).
+        options = compiler_options(name, getattr(weight_dtype(args), "name", None))
+        compiled = _COMPILED[key] = fn.lower(graphdef, *args, **static).compile(
+            compiler_options=options or None)
     mid = time.perf_counter()
     result = jax.block_until_ready(compiled(*args))
     end = time.perf_counter()
     setattr(timings, f"{name}_compile", getattr(timings, f"{name}_compile") + mid - start)
     setattr(timings, name, getattr(timings, name) + end - mid)
     return result
+
+
+def weight_dtype(args):
+    """The weights' dtype, from the first floating leaf of the model state (args[0])."""
+    for leaf in jax.tree.leaves(args[0]):
+        if jnp.issubdtype(leaf.dtype, jnp.floating):
+            return leaf.dtype
+    return None
 
 
 @partial(jax.jit, static_argnums=0, static_argnames="cache_length")

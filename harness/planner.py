@@ -34,7 +34,7 @@ JAX_OVERHEAD = {"cpu": int(1.2 * GiB), None: int(1.0 * GiB)}
 # Measured (jax 0.10.2, synthetic 270m / 1b, peak RSS of all checks of one dtype):
 # bf16 3.74 / 9.10 GiB, fp32 2.92 / 6.07 GiB; the factors below reproduce them within 10%.
 # Accelerators run bf16 natively: none assumed until a measurement says otherwise.
-WEIGHT_COPIES = {("cpu", "bfloat16"): 1.75, ("cpu", "float32"): 0.2, None: 0.0}
+WEIGHT_COPIES = {("cpu", "bfloat16"): 0.0, ("cpu", "float32"): 0.2, None: 0.0}
 TORCH_OVERHEAD = int(1.5 * GiB)  # python + torch + transformers, CPU
 LIVE_LAYERS = 2  # XLA reuses activation buffers; about two layers' worth are live at once
 
