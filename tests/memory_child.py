@@ -46,10 +46,19 @@ def compile_programs(directory, dtype, batch, prompt, budget, cache_length):
     logits, cache = jax.eval_shape(
         lambda s, i: generation._prefill(graphdef, s, i, i, None, None,
                                          cache_length=cache_length), state, ids)
-    vector = jax.ShapeDtypeStruct((batch,), jnp.int32)
-    decode = generation._decode_loop.lower(
-        graphdef, state, logits, cache, vector, jax.random.key(0), np.full(8, -1, np.int32),
-        jnp.asarray(budget), Greedy(), budget=budget, pad_id=0, on_token=None).compile()
+    vector, stop = jax.ShapeDtypeStruct((batch,), jnp.int32), np.full(8, -1, np.int32)
+    first_args = (logits, cache, vector, jax.random.key(0), stop, Greedy())
+    first = generation._first_token.lower(graphdef, *first_args, budget=budget,
+                                          pad_id=0).compile()
+    carry = jax.eval_shape(lambda *a: generation._first_token(graphdef, *a, budget=budget,
+                                                              pad_id=0), *first_args)
+    loop = generation._decode_loop.lower(graphdef, state, carry, stop, jnp.asarray(budget),
+                                         Greedy(), pad_id=0).compile()
+
+    def decode(state, logits, cache, positions, key, stop, until, sampler):
+        return loop(state, first(logits, cache, positions, key, stop, sampler), stop, until,
+                    sampler)
+
     return config, prefill, decode
 
 
