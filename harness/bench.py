@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import registry, synthetic
+from harness import fingerprint, registry, synthetic
 from harness.memory import peak_rss
 
 DEFAULT_MODELS = "gemma-3-270m,gemma-3-1b-pt"
@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"machine": _machine(), "settings": vars(args), "runs": runs,
               "ratios": ratios(runs)}
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(machine_line(report["machine"]))
     print(table(report["ratios"]))
     _say(f"wrote {args.out}")
     return 0
@@ -181,10 +182,18 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _machine() -> dict:
-    from harness.fingerprint import fingerprint
+def machine_line(machine: dict) -> str:
+    """`CPU: <model>, <cores> cores; flags: avx2 avx512f ... (none of: amx_bf16 ...)`: which
+    kernels each side could use decide the ratios."""
+    host = machine["host"]
+    flags = host.get("cpu_flags", [])
+    missing = sorted(fingerprint.VECTOR_FLAGS - set(flags))
+    return (f"CPU: {host['cpu']}, {host['cores']} cores; flags: {' '.join(flags) or 'none'}"
+            + (f" (not: {' '.join(missing)})" if missing else ""))
 
-    return fingerprint()
+
+def _machine() -> dict:
+    return fingerprint.fingerprint()
 
 
 def _say(message: str) -> None:
