@@ -54,3 +54,34 @@ def test_cache_folder_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv(compile_cache.ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert compile_cache.cache_dir() == tmp_path / "xdg" / "gemma3" / "jax-compile"
+
+
+# The prefill program of the 270m (abstract weights: nothing allocated), as lowered text.
+PREFILL = """
+import hashlib
+import jax, jax.numpy as jnp
+from flax import nnx
+from gemma3 import generation
+from gemma3.config import Gemma3Config
+from gemma3.model import Gemma3
+model = nnx.eval_shape(lambda: Gemma3(Gemma3Config.gemma3_270m(), dtype=jnp.bfloat16,
+                                      rngs=nnx.Rngs(0)))
+graphdef, state = nnx.split(model)
+ids = jax.ShapeDtypeStruct((1, 32), jnp.int32)
+text = generation._prefill.lower(graphdef, state, ids, ids, None, None,
+                                 cache_length=128).as_text(debug_info=False)
+print(hashlib.sha256(text.encode()).hexdigest())
+"""
+
+
+def test_programs_are_the_same_in_every_process():
+    """The cache key is the program: it must not follow Python's per-process hash seed (layer
+    types iterated as a set made two processes share nothing)."""
+    digests = set()
+    for seed in ("1", "2"):  # these two ordered the layer types differently
+        env = {"PYTHONPATH": str(Path(__file__).parents[1]), "JAX_PLATFORMS": "cpu",
+               "PATH": "/usr/bin:/bin", "PYTHONHASHSEED": seed}
+        done = subprocess.run([sys.executable, "-c", PREFILL], env=env, capture_output=True,
+                              text=True, check=True, timeout=300)
+        digests.add(done.stdout.split()[-1])
+    assert len(digests) == 1
