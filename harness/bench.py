@@ -53,8 +53,9 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__.split("\n")[0])
     p.add_argument("--models", default=DEFAULT_MODELS, help="comma-separated model ids")
-    p.add_argument("--jax-dtypes", default="float32",
-                   help="JAX dtypes to measure (float32 is the fast one on CPU; add bfloat16)")
+    p.add_argument("--jax-dtypes", default="float32,bfloat16",
+                   help="JAX dtypes to measure; each row takes the faster (which one depends on "
+                        "the CPU's flags)")
     p.add_argument("--torch-dtypes", default="float32,bfloat16")
     p.add_argument("--prompts", default="128,1024", help="prefill prompt lengths")
     p.add_argument("--batches", default="1,8", help="decode batch sizes")
