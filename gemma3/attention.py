@@ -61,9 +61,9 @@ class Attention(nnx.Module):
         `new` (keys [B, K, T, H], values [B, K, H, T]) are extra keys every query sees."""
         b, t, n, h = q.shape
         q = q.reshape(b, t, self.num_kv_heads, n // self.num_kv_heads, h)  # query head n -> kv n//G
-        scores = jnp.einsum("BTKGH,BKSH->BKGTS", q, k)
+        scores = _dot("BTKGH,BKSH->BKGTS", q, k)
         if new is not None:
-            scores = jnp.concatenate([scores, jnp.einsum("BTKGH,BKSH->BKGTS", q, new[0])], -1)
+            scores = jnp.concatenate([scores, _dot("BTKGH,BKSH->BKGTS", q, new[0])], -1)
             mask = jnp.concatenate([mask, jnp.ones(mask.shape[:2] + (t,), bool)], -1)
         # The scale multiplies in fp32 and rounds once to the activation dtype, as torch does
         # with a Python float (168**-0.5 for the 27b is not a bf16 number).
@@ -72,9 +72,15 @@ class Attention(nnx.Module):
         scores = jnp.where(mask[:, None, None], scores, jnp.finfo(jnp.float32).min)
         probs = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
         if new is None:
-            out = jnp.einsum("BKGTS,BKHS->BTKGH", probs, v)
+            out = _dot("BKGTS,BKHS->BTKGH", probs, v)
         else:
             slots = k.shape[2]
-            out = (jnp.einsum("BKGTS,BKHS->BTKGH", probs[..., :slots], v)
-                   + jnp.einsum("BKGTS,BKHS->BTKGH", probs[..., slots:], new[1]))
+            out = (_dot("BKGTS,BKHS->BTKGH", probs[..., :slots], v)
+                   + _dot("BKGTS,BKHS->BTKGH", probs[..., slots:], new[1]))
         return self.o_proj(out.reshape(b, t, n, h))
+
+
+def _dot(equation: str, a: Array, b: Array) -> Array:
+    """An einsum in the inputs' dtype with float32 accumulation, rounded once (torch's bf16
+    matmul); XLA:CPU then makes no float32 copy of the cache it reads."""
+    return jnp.einsum(equation, a, b, preferred_element_type=jnp.float32).astype(a.dtype)

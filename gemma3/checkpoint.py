@@ -252,6 +252,16 @@ class TensorReader:
         self.close()
 
 
+def aligned_empty(shape, dtype, alignment: int = 64) -> np.ndarray:
+    """np.empty on a 64-byte boundary: XLA:CPU adopts such a buffer without copying it
+    (jax.device_put(may_alias=True)); numpy's own large allocations sit 16 bytes off one."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    raw = np.empty(nbytes + alignment, np.uint8)
+    start = -raw.ctypes.data % alignment
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
 def copy_out(view: np.ndarray, dtype, release=None, finite_check: str | None = None
              ) -> np.ndarray:
     """view (of the mapped file, maybe transposed) as a new C-ordered array of `dtype`, copied
@@ -264,7 +274,7 @@ def copy_out(view: np.ndarray, dtype, release=None, finite_check: str | None = N
         out = np.array(view, dtype=dtype, order="C")
         check_finite(out, None, 0, finite_check, out.shape)
         return out
-    out = np.empty(view.shape, dtype)
+    out = aligned_empty(view.shape, dtype)
     axis = int(np.argmax(np.abs(view.strides)))
     step = max(1, COPY_CHUNK_BYTES // max(abs(view.strides[axis]), 1))
     for start in range(0, view.shape[axis], step):

@@ -125,7 +125,7 @@ class Prompt:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from gemma3 import gguf
+    from gemma3 import compile_cache, gguf
     from gemma3.cli_options import check_generate_options, check_top_k
     from gemma3.hub import resolve_checkpoint
     from gemma3.loading import load_config
@@ -133,6 +133,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from gemma3.tokenizer import Tokenizer
 
     dtype = check_generate_options(args)
+    compile_cache.enable()  # a second run of the same prompt bucket skips compiling
     sampler = make_sampler(args.temperature, args.top_k, args.top_p)
     gguf_file = gguf.find_gguf(args.checkpoint)
     if gguf_file is not None:  # config and tokenizer come from the file's metadata

@@ -15,10 +15,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jax.experimental import io_callback
 
 from gemma3 import inputs
 from gemma3.cache import KVCache
+from gemma3.cpu_tuning import compiler_options
 from gemma3.model import Gemma3
 from gemma3.sampling import Greedy
 
@@ -26,6 +26,7 @@ PROMPT_BUCKET_MIN = 32
 NEW_TOKENS_BUCKET = 64
 CACHE_BUCKET = 128
 MAX_STOP_IDS = 8
+STREAM_TOKENS = 1  # decode steps per call when tokens stream to on_token
 
 
 @dataclasses.dataclass
@@ -82,12 +83,33 @@ def generate(
     logits, cache = _timed(_prefill, timings, "prefill", graphdef, state, input_ids,
                            attention_mask, pixel_values, token_type_ids, cache_length=length)
     positions = jnp.asarray(attention_mask.sum(axis=1), jnp.int32)
-    out, count, _ = _timed(_decode_loop, timings, "decode", graphdef, state, logits, cache,
-                           positions, jax.random.key(seed), stop, jnp.asarray(max_new_tokens),
-                           sampler, budget=budget, pad_id=model.config.text.pad_token_id,
-                           on_token=on_token)
-    timings.new_tokens = int(count)
-    return np.asarray(out)[:, :max_new_tokens]
+    pad_id = model.config.text.pad_token_id
+    carry = _timed(_first_token, timings, "decode", graphdef, logits, cache, positions,
+                   jax.random.key(seed), stop, sampler, budget=budget, pad_id=pad_id)
+    carry = _decode(graphdef, state, carry, stop, sampler, max_new_tokens, pad_id, on_token,
+                    timings)
+    timings.new_tokens = int(carry[0])
+    return np.asarray(carry[5])[:, :max_new_tokens]
+
+
+def _decode(graphdef, state, carry, stop, sampler, max_new_tokens, pad_id, on_token, timings):
+    """Runs the decode loop to max_new_tokens in one call, or with on_token in calls of
+    STREAM_TOKENS steps, handing each call's new tokens to on_token. Streaming from the host
+    keeps the program free of callbacks, which JAX's persistent compile cache cannot store."""
+    step = 0
+    while True:
+        until = max_new_tokens if on_token is None else min(step + STREAM_TOKENS, max_new_tokens)
+        if step:  # step 0 is the first token, sampled from the prefill's logits
+            carry = _timed(_decode_loop, timings, "decode", graphdef, state, carry, stop,
+                           jnp.asarray(until), sampler, pad_id=pad_id)
+        reached = int(carry[0])
+        if on_token is not None:
+            tokens = np.asarray(carry[5])
+            for i in range(step, reached):
+                on_token(i, tokens[:, i])
+        if reached >= max_new_tokens or bool(np.all(carry[4])):
+            return carry
+        step = reached
 
 
 def bucket_sizes(prompt_length: int, max_new_tokens: int, cache_length: int | None = None
@@ -189,13 +211,24 @@ def _timed(fn, timings: Timings, name: str, graphdef, *args, **static):
     start = time.perf_counter()
     compiled = _COMPILED.get(key)
     if compiled is None:
-        compiled = _COMPILED[key] = fn.lower(graphdef, *args, **static).compile()
+        # Per-program XLA options for this CPU (gemma3.cpu_tuning's table; {} elsewhere).
+        options = compiler_options(name, getattr(weight_dtype(args), "name", None))
+        compiled = _COMPILED[key] = fn.lower(graphdef, *args, **static).compile(
+            compiler_options=options or None)
     mid = time.perf_counter()
     result = jax.block_until_ready(compiled(*args))
     end = time.perf_counter()
     setattr(timings, f"{name}_compile", getattr(timings, f"{name}_compile") + mid - start)
     setattr(timings, name, getattr(timings, name) + end - mid)
     return result
+
+
+def weight_dtype(args):
+    """The weights' dtype, from the first floating leaf of the model state (args[0])."""
+    for leaf in jax.tree.leaves(args[0]):
+        if jnp.issubdtype(leaf.dtype, jnp.floating):
+            return leaf.dtype
+    return None
 
 
 @partial(jax.jit, static_argnums=0, static_argnames="cache_length")
@@ -206,35 +239,37 @@ def _prefill(graphdef, state, input_ids, attention_mask, pixel_values, token_typ
     return model.prefill(input_ids, attention_mask, cache, pixel_values, token_type_ids)
 
 
-@partial(jax.jit, static_argnums=0,
-         static_argnames=("budget", "pad_id", "on_token"), donate_argnums=3)
-def _decode_loop(graphdef, state, logits, cache, positions, key, stop_ids, max_new_tokens,
-                 sampler, *, budget, pad_id, on_token):
-    """Samples up to max_new_tokens (<= budget, the static output width) tokens."""
-    model = nnx.merge(graphdef, state)
+@partial(jax.jit, static_argnums=0, static_argnames=("budget", "pad_id"), donate_argnums=2)
+def _first_token(graphdef, logits, cache, positions, key, stop_ids, sampler, *, budget, pad_id):
+    """The decode loop's carry after the first token, sampled from the prefill's logits:
+    (step, token, cache, positions, done, out [B, budget], key). graphdef: unused, it keys
+    the compiled program as for the others."""
+    del graphdef
     batch = logits.shape[0]
-
-    def emit(step, token, done, out):
-        if on_token is not None:
-            io_callback(on_token, None, step, token, ordered=True)
-        return out.at[:, step].set(token), done | jnp.isin(token, stop_ids)
-
     key, sub = jax.random.split(key)
     first = sampler(logits.astype(jnp.float32), sub)
-    out, done = emit(0, first, jnp.zeros(batch, bool), jnp.full((batch, budget), pad_id))
+    out = jnp.full((batch, budget), pad_id).at[:, 0].set(first)
+    done = jnp.isin(first, stop_ids)
+    return jnp.asarray(1), first, cache, positions, done, out, key
+
+
+@partial(jax.jit, static_argnums=0, static_argnames="pad_id", donate_argnums=2)
+def _decode_loop(graphdef, state, carry, stop_ids, until, sampler, *, pad_id):
+    """Samples tokens from the carry's step up to `until` (<= budget, the static output width)
+    or until every row has stopped; returns the carry."""
+    model = nnx.merge(graphdef, state)
 
     def cond(carry):
         step, _, _, _, done, _, _ = carry
-        return (step < max_new_tokens) & ~jnp.all(done)
+        return (step < until) & ~jnp.all(done)
 
     def body(carry):
         step, token, cache, positions, done, out, key = carry
         logits, cache = model.decode(token[:, None], positions[:, None], cache)
         key, sub = jax.random.split(key)
         token = jnp.where(done, pad_id, sampler(logits.astype(jnp.float32), sub))
-        out, done = emit(step, token, done, out)
+        out, done = out.at[:, step].set(token), done | jnp.isin(token, stop_ids)
         return step + 1, token, cache, positions + 1, done, out, key
 
-    carry = (jnp.asarray(1), first, cache, positions, done, out, key)
-    step, _, cache, _, _, out, _ = jax.lax.while_loop(cond, body, carry)
-    return out, step, cache  # returning the donated cache lets the loop update it in place
+    # The carry (cache included) is donated: the loop updates it in place.
+    return jax.lax.while_loop(cond, body, carry)

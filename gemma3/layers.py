@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from gemma3.cpu_tuning import pad_single_row
+
 Array = jax.Array
 
 
@@ -41,13 +43,36 @@ def contracted_axes(equation: str) -> int:
     return n
 
 
-def project(x: Array, kernel: Array, in_axes: int, **dot_options) -> Array:
+def project(x: Array, kernel: Array, in_axes: int, *, out_dtype=None) -> Array:
     """x [..., *in] with kernel [*out, *in] -> [..., *out], as one 2-D dot. Written as a
-    multi-axis einsum, XLA transposed the weight inside every call."""
+    multi-axis einsum, XLA transposed the weight inside every call.
+
+    Inputs in the weight dtype, float32 accumulation, one rounding to out_dtype (default x's):
+    what torch's bf16 Linear does, and the only form in which XLA:CPU makes no float32 copy
+    of a bf16 weight. A 1-row dot (decode at batch 1) is padded to 2 rows for the same reason
+    where gemma3.cpu_tuning says so."""
     lead, out = x.shape[:x.ndim - in_axes], kernel.shape[:kernel.ndim - in_axes]
     flat_kernel = kernel.reshape(math.prod(out), -1)
-    y = jnp.einsum("...i,oi->...o", x.reshape(*lead, -1), flat_kernel, **dot_options)
-    return y.reshape(*lead, *out)
+    rows = x.reshape(-1, flat_kernel.shape[1])
+    pad = rows.shape[0] == 1 and pad_single_row(kernel.dtype)
+    if pad:
+        rows = jnp.concatenate([rows, jnp.zeros_like(rows)])
+    y = jax.lax.dot_general(rows, flat_kernel, (((1,), (1,)), ((), ())),
+                            preferred_element_type=jnp.float32)
+    y = y[:1] if pad else y
+    return y.astype(x.dtype if out_dtype is None else out_dtype).reshape(*lead, *out)
+
+
+def take_rows(table: Array, ids: Array) -> Array:
+    """table[ids] along axis 0. XLA:CPU gathers from a bf16 table by converting all of it to
+    float32 first (1.2 GB for the 1b's 262144 rows); the same bits gathered as uint16 are not."""
+    if table.dtype.itemsize != 2:
+        return jnp.take(table, ids, axis=0)
+    # Tied to the ids, the bitcast is not hoisted out of the decode loop, where XLA made it a
+    # copy of the table.
+    table, ids = jax.lax.optimization_barrier((table, ids))
+    bits = jax.lax.bitcast_convert_type(table, jnp.uint16)
+    return jax.lax.bitcast_convert_type(jnp.take(bits, ids, axis=0), table.dtype)
 
 
 class Projection(nnx.Module):
@@ -78,10 +103,10 @@ class Embedder(nnx.Module):
         # Ids beyond the table (the image soft token with a 262144-row table) look up row 0;
         # their rows are overwritten by image features anyway.
         ids = jnp.where(ids < table.shape[0], ids, 0)
-        return jnp.take(table, ids, axis=0) * scale
+        return take_rows(table, ids) * scale
 
     def decode(self, x: Array) -> Array:
-        return jnp.einsum("BTD,VD->BTV", x, self.weight[...])
+        return project(x, self.weight[...], 1)  # [B, T, D] x [V, D] -> [B, T, V]
 
 
 def gelu_tanh(x: Array) -> Array:

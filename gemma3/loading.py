@@ -12,6 +12,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -120,10 +121,11 @@ def _placer(transform: weights.Transform, shape, target, sharding, release, fini
     or with a sharding slice by slice, so each device (and host) copies only what it holds.
     finite_check names the tensor in the NaN/Inf error (None: not checked)."""
     if sharding is None:
-        # jnp.asarray adopts the fresh host copy without another copy on CPU, so the load
-        # holds the converted model plus one chunk of the file, not two copies of a tensor.
-        return lambda view: jnp.asarray(copy_out(transform.apply(view, shape), target, release,
-                                                 finite_check))
+        # device_put(may_alias=True) adopts the fresh, 64-byte aligned host copy without
+        # another copy on CPU (jnp.asarray copied every tensor), so the load holds the
+        # converted model plus one chunk of the file, not two copies of a tensor.
+        return lambda view: jax.device_put(copy_out(transform.apply(view, shape), target, release,
+                                                    finite_check), may_alias=True)
     from gemma3.sharding import put_sharded
 
     return lambda view: put_sharded(transform.apply(view, shape), target, sharding, release,

@@ -53,8 +53,10 @@ class TextDecoder(nnx.Module):
         """x [B, T, D] embeddings; masks: one [B, T, S] mask per layer type.
         Returns the normed final hidden states, the updated cache and every layer's input."""
         cfg = self.config
+        # dict.fromkeys, not set: a set's order follows the string hash seed, and with it the
+        # program's op order, so no two processes shared a persistent compile-cache entry.
         ropes = {t: rope_tables(positions, cfg.rope(t), cfg.head_dim, x.dtype)
-                 for t in set(cfg.layer_types)}
+                 for t in dict.fromkeys(cfg.layer_types)}
         hidden, new_layers = [x], []
         for i, (layer, layer_type) in enumerate(zip(self.layers, cfg.layer_types)):
             layer_cache = None if cache is None else cache.layers[i]
@@ -166,7 +168,8 @@ class Gemma3(nnx.Module):
     def decode(self, tokens, positions, cache: KVCache):
         """One step: tokens, positions [B, 1]. Returns logits [B, V] and the cache."""
         index = cache.length
-        masks = {t: self._decode_mask(cache, index, t) for t in set(self.config.text.layer_types)}
+        masks = {t: self._decode_mask(cache, index, t)
+                 for t in dict.fromkeys(self.config.text.layer_types)}  # stable order
         x = self.language_model.embed_tokens.encode(tokens)
         x, cache, _ = self.language_model(x, positions, masks, cache, write_index=index)
         cache = dataclasses.replace(cache, length=index + 1)

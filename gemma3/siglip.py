@@ -53,7 +53,7 @@ class Dense(nnx.Module):
 
     def __call__(self, x: Array) -> Array:
         # Accumulate in fp32 and add the bias before the single rounding, as torch's addmm does.
-        y = project(x, self.kernel[...], self.in_axes, preferred_element_type=jnp.float32)
+        y = project(x, self.kernel[...], self.in_axes, out_dtype=jnp.float32)
         return (y + self.bias[...].astype(jnp.float32)).astype(x.dtype)
 
 

@@ -53,7 +53,10 @@ class MultiModalProjector(nnx.Module):
         # Mean in fp32, one rounding: what torch's avg_pool2d does on bf16.
         pooled = jnp.mean(grid, axis=(2, 4)).astype(patches.dtype).reshape(i, -1, c)
         normed = self.mm_soft_emb_norm(pooled)  # fp32 inside, (1 + w), eps = SigLIP's eps
-        return jnp.einsum("IPC,CD->IPD", normed, self.mm_input_projection_weight[...])
+        # bf16 x bf16 with float32 accumulation, rounded once (torch's bf16 matmul; no float32
+        # copy of the weight on XLA:CPU).
+        return jnp.einsum("IPC,CD->IPD", normed, self.mm_input_projection_weight[...],
+                          preferred_element_type=jnp.float32).astype(normed.dtype)
 
 
 def merge_image_features(model, x: Array, input_ids: Array, pixel_values,

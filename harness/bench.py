@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import registry, synthetic
+from harness import fingerprint, registry, synthetic
 from harness.memory import peak_rss
 
 DEFAULT_MODELS = "gemma-3-270m,gemma-3-1b-pt"
@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"machine": _machine(), "settings": vars(args), "runs": runs,
               "ratios": ratios(runs)}
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(machine_line(report["machine"]))
     print(table(report["ratios"]))
     _say(f"wrote {args.out}")
     return 0
@@ -52,8 +53,9 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__.split("\n")[0])
     p.add_argument("--models", default=DEFAULT_MODELS, help="comma-separated model ids")
-    p.add_argument("--jax-dtypes", default="float32",
-                   help="JAX dtypes to measure (float32 is the fast one on CPU; add bfloat16)")
+    p.add_argument("--jax-dtypes", default="float32,bfloat16",
+                   help="JAX dtypes to measure; each row takes the faster (which one depends on "
+                        "the CPU's flags)")
     p.add_argument("--torch-dtypes", default="float32,bfloat16")
     p.add_argument("--prompts", default="128,1024", help="prefill prompt lengths")
     p.add_argument("--batches", default="1,8", help="decode batch sizes")
@@ -101,7 +103,10 @@ def _child(args) -> dict:
 class JaxTimer:
     def __init__(self, args):
         import gemma3
+        from gemma3 import compile_cache
         from gemma3.generation import Timings, generate
+
+        compile_cache.enable()
 
         self.generate, self.Timings, self.repeats = generate, Timings, args.repeats
         start = time.perf_counter()
@@ -178,10 +183,18 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _machine() -> dict:
-    from harness.fingerprint import fingerprint
+def machine_line(machine: dict) -> str:
+    """`CPU: <model>, <cores> cores; flags: avx2 avx512f ... (none of: amx_bf16 ...)`: which
+    kernels each side could use decide the ratios."""
+    host = machine["host"]
+    flags = host.get("cpu_flags", [])
+    missing = sorted(fingerprint.VECTOR_FLAGS - set(flags))
+    return (f"CPU: {host['cpu']}, {host['cores']} cores; flags: {' '.join(flags) or 'none'}"
+            + (f" (not: {' '.join(missing)})" if missing else ""))
 
-    return fingerprint()
+
+def _machine() -> dict:
+    return fingerprint.fingerprint()
 
 
 def _say(message: str) -> None:

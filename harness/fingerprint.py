@@ -30,6 +30,10 @@ _ACCEL_PACKAGES = {
     "jax_cuda_plugin": ("jax-cuda13-plugin", "jax-cuda12-plugin"),
 }
 
+# The CPU features that decide which kernels XLA:CPU and torch can use (what a CPU result ran on).
+VECTOR_FLAGS = frozenset({"avx2", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni",
+                          "avx_vnni", "amx_bf16", "amx_tile", "amx_int8", "fma"})
+
 
 class BackendMismatch(RuntimeError):
     """The run was asked for a backend that JAX does not see."""
@@ -104,8 +108,23 @@ def cpu_name() -> str:
     return (platform.processor() or platform.machine() or "unknown")[:200]
 
 
+def cpu_flags(cpuinfo: str | None = None) -> list[str]:
+    """The vector/matrix flags of VECTOR_FLAGS the host CPU has, sorted (the first `flags`
+    line of /proc/cpuinfo); [] where there is none (non-Linux)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return []
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            return sorted(VECTOR_FLAGS & set(line.split(":", 1)[1].split()))
+    return []
+
+
 def host() -> dict:
-    return {"cpu": cpu_name(), "cores": os.cpu_count() or 1,
+    return {"cpu": cpu_name(), "cpu_flags": cpu_flags(), "cores": os.cpu_count() or 1,
             "ram_bytes": psutil.virtual_memory().total,
             "os": f"{platform.system()}-{platform.release()}-{platform.machine()}"[:200]}
 

@@ -28,15 +28,22 @@ DTYPES = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(ml_dtypes.bfloat
 ITEMSIZE = {name: d.itemsize for name, d in DTYPES.items()}
 # The process with jax, flax, numpy and the compiled programs of the checks.
 JAX_OVERHEAD = {"cpu": int(1.2 * GiB), None: int(1.0 * GiB)}
-# Float32 copies of all weights that XLA holds at the peak, keyed by (backend, dtype).
-# XLA:CPU computes bf16 dots in float32 and converts the weights first: the forward converts
-# them all up front, and the decode loop keeps converted copies hoisted out of the loop.
-# Measured (jax 0.10.2, synthetic 270m / 1b, peak RSS of all checks of one dtype):
-# bf16 3.74 / 9.10 GiB, fp32 2.92 / 6.07 GiB; the factors below reproduce them within 10%.
-# Accelerators run bf16 natively: none assumed until a measurement says otherwise.
-WEIGHT_COPIES = {("cpu", "bfloat16"): 1.75, ("cpu", "float32"): 0.2, None: 0.0}
+# Weight-sized copies XLA holds at the peak, in float32 units of all weights, keyed by
+# (backend, dtype). Since every weight dot is bf16 x bf16 with float32 accumulation (1-row dots
+# padded) and the loader adopts its host copies, XLA:CPU holds bf16 weights once: measured
+# (jax 0.10.2, Xeon, peak RSS growth over the runtime through load, prefill and a decode loop)
+# 2.09 / 2.03 bytes per parameter for the synthetic 270m / 1b in bf16, 4.09 in float32; the
+# harness's 4b bf16 checks (multimodal at full size included) peaked at 13.7 GiB. Before: bf16
+# 3.74 / 9.10 GiB for all checks of the 270m / 1b (1.75 float32 copies). float32 keeps 0.2
+# from the old measurement (2.92 / 6.07 GiB), an upper estimate: loading no longer copies
+# each tensor twice. Accelerators run bf16 natively: none assumed.
+WEIGHT_COPIES = {("cpu", "bfloat16"): 0.0, ("cpu", "float32"): 0.2, None: 0.0}
 TORCH_OVERHEAD = int(1.5 * GiB)  # python + torch + transformers, CPU
 LIVE_LAYERS = 2  # XLA reuses activation buffers; about two layers' worth are live at once
+# SigLIP's [heads, 4096, 4096] attention scores: the float32 scores, their bf16 rounding and the
+# probabilities are live together. With 2 the 4b bf16 checks measured 13.7 GiB against 13.1
+# predicted; with 3, 14.1 predicted (the 1.07 GB a score array takes at full size).
+VISION_LIVE_SCORES = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,8 +105,8 @@ def jax_need(cfg: Gemma3Config, dtype: str, backend: str) -> Need:
     activations = LIVE_LAYERS * (bucket * per_token * 4 + scores)
     if cfg.vision is not None:  # the SigLIP tower: 4096 patches, full attention, float32 scores
         v = cfg.vision
-        activations += LIVE_LAYERS * (v.num_attention_heads * v.num_patches**2 * 4
-                                      + v.num_patches * (v.intermediate_size + 4 * v.hidden_size) * 4)
+        activations += (VISION_LIVE_SCORES * v.num_attention_heads * v.num_patches**2 * 4
+                        + LIVE_LAYERS * v.num_patches * (v.intermediate_size + 4 * v.hidden_size) * 4)
     rows = LOGITS_TOKENS + 2 * BATCH_LENGTHS[0]
     outputs = 3 * rows * text.vocab_size * 4  # ours (dtype, then float32) and the reference's
     outputs += 2 * (text.num_hidden_layers + 1) * LOGITS_TOKENS * text.hidden_size * 4

@@ -27,10 +27,20 @@ def test_clean_version_makes_odd_strings_acceptable():
 
 def test_host_and_devices_on_this_machine():
     host = fingerprint.host()
-    assert set(host) == {"cpu", "cores", "ram_bytes", "os"} and host["ram_bytes"] > 0
+    assert set(host) == {"cpu", "cpu_flags", "cores", "ram_bytes", "os"} and host["ram_bytes"] > 0
+    assert host["cpu_flags"] == sorted(host["cpu_flags"])
+    assert set(host["cpu_flags"]) <= fingerprint.VECTOR_FLAGS
     found = fingerprint.devices()
     assert found["backend"] == "cpu" and found["device_kind"] == "cpu"
     assert 0 < found["available_bytes"] <= found["memory_per_device_bytes"]
+
+
+def test_cpu_flags_keep_only_vector_and_matrix_flags_sorted():
+    cpuinfo = ("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma amx_tile avx512f amx_bf16 "
+               "avx512_bf16 ht\nprocessor\t: 1\nflags\t\t: fpu\n")
+    assert fingerprint.cpu_flags(cpuinfo) == ["amx_bf16", "amx_tile", "avx2", "avx512_bf16",
+                                              "avx512f", "fma"]
+    assert fingerprint.cpu_flags("model name\t: Apple M2\n") == []
 
 
 def test_asking_for_a_gpu_on_a_cpu_fails_loudly():

@@ -20,7 +20,7 @@ import jax
 import numpy as np
 import pytest
 
-from gemma3 import sharding
+from gemma3 import compile_cache, sharding
 from harness import memory, registry
 from harness.greedy import greedy_parity
 from harness.prompts import make_prompts
@@ -37,6 +37,8 @@ MARKERS = {
 
 # fp32 parity means full-precision matmuls (XLA on GPU would use TF32 by default).
 jax.config.update("jax_default_matmul_precision", "highest")
+# Each model's checks run in a fresh process: compiled programs come from disk after the first.
+compile_cache.enable()
 # On a multi-host slice or cluster (its environment variables set), join it before any device
 # is touched; on one host this does nothing.
 sharding.initialize_distributed()
