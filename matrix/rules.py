@@ -24,6 +24,7 @@ def rule_problems(result: Result, registry: tuple[Model, ...],
         found += _file_name(result.name, provenance)
     ids = {model.id for model in registry}
     found += _model_entries(provenance, ids)
+    found += _quantized_sources(provenance)
     found += _tests(data["tests"], provenance["models"], ids)
     found += _summary(data["summary"], data["tests"])
     return [Problem(result.name, path, message) for path, message in found]
@@ -67,6 +68,19 @@ def _model_entries(provenance: dict, ids: set[str]) -> list:
          f"model id {key!r} is not in matrix/models.json; use a registry id")
         for key in provenance["models"] if key not in ids
     ]
+
+
+def _quantized_sources(provenance: dict) -> list:
+    """A `gguf:<sha256>` checkpoint names the same file its quantization block describes."""
+    found = []
+    for key, entry in provenance["models"].items():
+        source, _, digest = entry["checkpoint"].partition(":")
+        recorded = (entry.get("quantization") or {}).get("file_sha256")
+        if source == "gguf" and digest != recorded:
+            found.append((json_path(("provenance", "models", key, "quantization", "file_sha256")),
+                          f"{recorded!r} differs from the checkpoint's sha256 {digest!r}; both "
+                          "name the one GGUF file the run loaded: re-run the harness"))
+    return found
 
 
 def _tests(tests: list, entries: dict, ids: set[str]) -> list:
