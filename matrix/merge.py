@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from .evidence import KINDS
 from .status import NOT_SUPPORTED, RUNS, Evidence, status_text
 
-
 _KIND_ORDER = {kind: index for index, kind in enumerate(KINDS)}
 
 

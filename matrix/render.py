@@ -9,11 +9,11 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from .columns import ordered_columns
 from .details import details_row
 from .escape import Trusted, finalize, md
+from .evidence import KINDS
 from .load import Result
+from .merge import Cell
 from .policy import MIN_JAX
 from .registry import GROUPS, Model
-from .evidence import KINDS
-from .merge import Cell
 from .status import NEEDS_CHECK, STALE_MARK, cell_text
 
 TEMPLATES = Path(__file__).with_name("templates")

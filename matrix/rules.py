@@ -77,9 +77,10 @@ def _quantized_sources(provenance: dict) -> list:
         source, _, digest = entry["checkpoint"].partition(":")
         recorded = (entry.get("quantization") or {}).get("file_sha256")
         if source == "gguf" and digest != recorded:
-            found.append((json_path(("provenance", "models", key, "quantization", "file_sha256")),
-                          f"{recorded!r} differs from the checkpoint's sha256 {digest!r}; both "
-                          "name the one GGUF file the run loaded: re-run the harness"))
+            message = (f"{recorded!r} differs from the checkpoint's sha256 {digest!r}; both "
+                       "name the one GGUF file the run loaded: re-run the harness")
+            path = json_path(("provenance", "models", key, "quantization", "file_sha256"))
+            found.append((path, message))
     return found
 
 
