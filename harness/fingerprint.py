@@ -69,10 +69,30 @@ def cpu_name() -> str:
     return (platform.processor() or platform.machine() or "unknown")[:200]
 
 
+# Vector and matrix extensions that decide CPU speed (bf16 matmuls in particular).
+CPU_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+             "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_int8", "amx_tile", "avx_vnni",
+             "asimd", "sve", "sve2")
+
+
+def cpu_flags() -> list[str]:
+    """Which of CPU_FLAGS /proc/cpuinfo lists (x86 `flags`, Arm `Features`), in that order."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    found = set(line.split(":", 1)[1].split())
+                    return [flag for flag in CPU_FLAGS if flag in found]
+    except OSError:
+        pass
+    return []
+
+
 def host() -> dict:
     return {"cpu": cpu_name(), "cores": os.cpu_count() or 1,
             "ram_bytes": psutil.virtual_memory().total,
-            "os": f"{platform.system()}-{platform.release()}-{platform.machine()}"[:200]}
+            "os": f"{platform.system()}-{platform.release()}-{platform.machine()}"[:200],
+            "cpu_flags": cpu_flags()}
 
 
 def devices() -> dict:

@@ -27,7 +27,8 @@ def test_clean_version_makes_odd_strings_acceptable():
 
 def test_host_and_devices_on_this_machine():
     host = fingerprint.host()
-    assert set(host) == {"cpu", "cores", "ram_bytes", "os"} and host["ram_bytes"] > 0
+    assert set(host) == {"cpu", "cores", "ram_bytes", "os", "cpu_flags"} and host["ram_bytes"] > 0
+    assert all(re.fullmatch(r"[a-z0-9_]{1,32}", flag) for flag in host["cpu_flags"])
     found = fingerprint.devices()
     assert found["backend"] == "cpu" and found["device_kind"] == "cpu"
     assert 0 < found["available_bytes"] <= found["memory_per_device_bytes"]
