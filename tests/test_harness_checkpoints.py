@@ -88,8 +88,8 @@ def test_a_gguf_file_is_real_quantized_evidence_with_its_hash_and_type_mix(tmp_p
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"arch": "llama"}, "holds a 'llama' model (general.architecture)"),
-    ({"layers": 26, "width": 1152}, "gemma3.block_count is 26, gemma-3-270m has "
-                                    "num_hidden_layers 18; gemma3.embedding_length is 1152"),
+    ({"layers": 26, "width": 1152}, ("gemma3.block_count is 26, gemma-3-270m has "
+                                    "num_hidden_layers 18; gemma3.embedding_length is 1152")),
 ])
 def test_a_gguf_of_another_model_is_refused(tmp_path, kwargs, message):
     path = write_gguf(tmp_path / "other.gguf", **kwargs)
