@@ -65,13 +65,13 @@ def kl_positions(length: int) -> np.ndarray:
 
 def next_token_logprobs(logits: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """log p(ids[t+1] | ids[:t+1]) for t < T-1; logits [T, V], ids [T]; float64."""
-    out = np.empty(len(ids) - 1)
+    predicting, targets = logits[:-1], ids[1:]
+    out = np.empty(len(targets))
     for start in range(0, len(out), 16):  # [16, V] rows in float64 at a time
-        rows = logits[start:start + 16].astype(np.float64)
+        rows = predicting[start:start + 16].astype(np.float64)
         rows = rows - rows.max(-1, keepdims=True)
-        norm = np.log(np.exp(rows).sum(-1))
-        out[start:start + 16] = rows[np.arange(len(rows)), ids[start + 1:start + 1 + len(rows)]] \
-            - norm
+        picked = rows[np.arange(len(rows)), targets[start:start + len(rows)]]
+        out[start:start + len(rows)] = picked - np.log(np.exp(rows).sum(-1))
     return out
 
 
