@@ -16,15 +16,20 @@ import pytest
 from gemma3.generation import generate
 from harness import realtext
 from harness.greedy import greedy_parity
-from harness.reference import load_meta, load_outputs
+from harness.reference import load_meta
 
 pytestmark = pytest.mark.real_weights_only
 
 
 @pytest.fixture(scope="session")
-def text_logits(model, reference) -> np.ndarray:
-    """Our logits [T, V] (float32) of the perplexity text, as the reference tokenized it."""
-    return np.asarray(model(reference["text_ids"][None].astype(np.int32)), np.float32)[0]
+def text_run(model, reference) -> tuple[np.ndarray, np.ndarray]:
+    """Ours on the perplexity text (as the reference tokenized it): the next-token log-probs
+    [T-1] and the logits at the KL positions [K, V]; the full [T, V] logits are not kept, so
+    the memory check's peak grows by little."""
+    ids = reference["text_ids"]
+    logits = np.asarray(model(ids[None].astype(np.int32)), np.float32)[0]
+    return (realtext.next_token_logprobs(logits, ids),
+            logits[realtext.kl_positions(len(ids))].copy())
 
 
 @pytest.fixture(scope="session")
@@ -36,10 +41,10 @@ def tokenizer(run):
     return Tokenizer.from_gguf(path) if path.suffix == ".gguf" else Tokenizer.from_directory(path)
 
 
-def test_realtext(model, reference, text_logits, tokenizer, limits, case, run, record):
+def test_realtext(model, reference, text_run, tokenizer, limits, case, run, record):
     tie = limits.tie_rel * float(np.abs(reference["text_kl_logits"]).max())
     runs, ours = _continuations(model, reference, tie)
-    logprobs = realtext.next_token_logprobs(text_logits, reference["text_ids"])
+    logprobs = text_run[0]
     mine, theirs = realtext.perplexity(logprobs), realtext.perplexity(reference["text_logprobs"])
     bound = realtext.BOUNDS[case.dtype].perplexity_rel
     texts = load_meta(Path(run["reference_dirs"][case.dtype]))["realtext"]
@@ -78,15 +83,16 @@ def _continuations(model, reference, tie: float):
 
 
 @pytest.mark.bfloat16_only
-def test_bf16_fidelity(reference, text_logits, case, run, record):
+def test_bf16_fidelity(reference, text_run, case, run, record):
     fp32_dir = run["reference_dirs"].get("float32")
     if fp32_dir is None:
         pytest.skip(reason="needs the float32 reference outputs: run both dtypes "
                            "(--dtypes float32,bfloat16)")
-    fp32 = load_outputs(Path(fp32_dir))
+    fp32 = {name: np.load(Path(fp32_dir) / f"{name}.npy")  # only what this check compares
+            for name in ("text_ids", "text_kl_logits")}
     assert np.array_equal(fp32["text_ids"], reference["text_ids"]), "tokenizations differ"
     positions = realtext.kl_positions(len(reference["text_ids"]))
-    ours = realtext.mean_kl(fp32["text_kl_logits"], text_logits[positions])
+    ours = realtext.mean_kl(fp32["text_kl_logits"], text_run[1])
     theirs = realtext.mean_kl(fp32["text_kl_logits"], reference["text_kl_logits"])
     record({"kl_to_fp32": ours, "reference_kl_to_fp32": theirs,
             "kl_ratio": ours / theirs if theirs else None, "positions": len(positions)})
