@@ -28,3 +28,18 @@ def test_kl_positions_and_text_caps():
 def test_the_inputs_are_fixed_and_in_the_cache_key():
     assert 150 < len(realtext.text().split()) < 400 and "def " in realtext.text()
     assert realtext.digest() == realtext.digest() and len(realtext.digest()) == 64
+
+
+def test_the_reference_loads_a_gguf_file_through_transformers_own_gguf_support(tmp_path):
+    from harness import reference
+
+    gguf_file = tmp_path / "model.gguf"
+    assert reference._hf_location(gguf_file) == ((tmp_path,), {"gguf_file": "model.gguf"})
+    assert reference._hf_location(tmp_path) == ((tmp_path,), {})
+
+
+def test_real_text_outputs_only_for_real_sources():
+    from harness.reference import is_real
+
+    assert not is_real("synthetic:gemma-3-270m:0:w1")
+    assert is_real("local:" + "0" * 64) and is_real("gguf:" + "0" * 64)
