@@ -57,7 +57,8 @@ def parse(argv: list[str]) -> Options:
                    help="comma-separated model ids (default: all, smallest first)")
     p.add_argument("--dtypes", default=",".join(DTYPES))
     p.add_argument("--checkpoint", default=None,
-                   help="real weights: a local directory or a hub id (one model only)")
+                   help="real weights: a local directory, a .gguf file or a hub id (one model "
+                        "only)")
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="fail unless JAX runs on this backend")
     p.add_argument("--seed", type=int, default=0, help="synthetic weights and prompts")

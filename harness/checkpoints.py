@@ -1,48 +1,74 @@
 """Which weights a model runs on, and how the result file names them:
 
 - `--checkpoint DIR`: real weights in a local directory -> `local:<sha256>` over the index file
-  (if any) and every safetensors header, so the same files give the same id anywhere; a hub
-  snapshot directory (…/snapshots/<40 hex>) -> `hub:<repo>@<revision>`;
+  (if any) and every safetensors file's whole content, so the same weights give the same id
+  anywhere and weights changed in place get a new one; a hub snapshot directory
+  (…/snapshots/<40 hex>) -> `hub:<repo>@<revision>`;
+- `--checkpoint model.gguf` (or a directory holding one .gguf and no safetensors): real weights,
+  quantized -> `gguf:<sha256 of the file>`, with the file's tensor-type mix;
 - `--checkpoint org/name`: fetched with huggingface_hub -> `hub:org/name@<revision>`;
 - nothing: a synthetic checkpoint in the hub layout (harness/synthetic.py) -> `synthetic:<seed>`.
+
+Each source form is one evidence kind (EVIDENCE); the reference cache is keyed by the source, so
+new content never reuses an old reference.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import struct
 from pathlib import Path
 
 from gemma3.checkpoint import shard_files
 from gemma3.hub import HUB_ID, download, revision_of
 from harness import synthetic
+from harness.digests import file_sha256
+from harness.gguf_source import check_model, facts, find_gguf, quantization
 from harness.registry import INDEX_FILE, ModelSpec
+
+# The evidence kind of each source form (docs/result-format.md; the matrix marks each kind).
+EVIDENCE = {"synthetic": "synthetic", "hub": "real", "local": "real", "gguf": "real_quantized"}
 
 
 @dataclasses.dataclass(frozen=True)
 class Checkpoint:
-    path: Path
-    source: str  # synthetic:<seed> | hub:<repo>@<rev> | local:<sha256>
+    path: Path | None  # None: described only (the planner refused the model)
+    source: str  # synthetic:<seed> | hub:<repo>@<rev> | local:<sha256> | gguf:<sha256>
     key: str  # what the reference cache is keyed by (more specific than source for synthetic)
+    quantization: dict | None = None  # gguf: {"format", "file_sha256", "tensor_types"}
+
+    @property
+    def evidence(self) -> str:
+        return EVIDENCE[self.source.partition(":")[0]]
 
     @property
     def synthetic(self) -> bool:
-        return self.source.startswith("synthetic:")
+        return self.evidence == "synthetic"
+
+    @property
+    def real_weights(self) -> bool:
+        """Real (released or quantized) weights: the real-text checks mean something."""
+        return not self.synthetic
 
 
-def local_digest(directory: Path) -> str:
-    """sha256 of the index file (if any) and each shard's header, in file-name order."""
+def local_digest(directory: Path, cache=None) -> str:
+    """sha256 over the index file (if any) and each shard's name and whole content, in file-name
+    order; a shard's content digest is cached by (path, size, mtime), see harness/digests.py."""
     h = hashlib.sha256()
     index = directory / INDEX_FILE
     if index.exists():
         h.update(index.read_bytes())
     for path in shard_files(directory):
-        with path.open("rb") as f:
-            head = f.read(8)
-            (length,) = struct.unpack("<Q", head)
-            h.update(path.name.encode() + b"\0" + head + f.read(length))
+        h.update(path.name.encode() + b"\0" + file_sha256(path, cache).encode() + b"\0")
     return h.hexdigest()
+
+
+def _gguf_checkpoint(spec: ModelSpec, path: Path, cache) -> Checkpoint:
+    found = facts(path, cache)
+    check_model(spec, path, found)
+    digest = file_sha256(path, cache)
+    source = f"gguf:{digest}"
+    return Checkpoint(path, source, source, quantization(found, digest))
 
 
 def resolve(spec: ModelSpec, given: str | None, seed: int, cache=None,
@@ -52,16 +78,12 @@ def resolve(spec: ModelSpec, given: str | None, seed: int, cache=None,
         return Checkpoint(path, f"synthetic:{seed}",
                           f"synthetic:{spec.id}:{seed}:w{synthetic.WRITER_VERSION}")
     path = Path(given).expanduser()
-    if path.is_dir():
-        revision, repo = revision_of(path), _repo_of_snapshot(path)
-        if revision and repo:
-            source = f"hub:{repo}@{revision}"
-        else:
-            source = f"local:{local_digest(path)}"
-        return Checkpoint(path, source, source)
+    local = _local(spec, path, cache)
+    if local is not None:
+        return local
     if not HUB_ID.match(given):
-        raise ValueError(f"--checkpoint {given!r} is neither a directory nor a hub id like "
-                         f"{spec.hub_repo!r}")
+        raise ValueError(f"--checkpoint {given!r} is neither a directory, a .gguf file nor a hub "
+                         f"id like {spec.hub_repo!r}")
     path = download(given)
     revision = revision_of(path)
     if revision is None:
@@ -79,16 +101,28 @@ def _repo_of_snapshot(path: Path) -> str | None:
     return None
 
 
-def describe(spec: ModelSpec, given: str | None, seed: int) -> str:
-    """The source string of a model that will not run (planner refusal), without writing a
-    synthetic checkpoint or downloading weights."""
+def _local(spec: ModelSpec, path: Path, cache) -> Checkpoint | None:
+    """A checkpoint on this machine (GGUF file, directory, hub snapshot), or None."""
+    gguf = find_gguf(path)
+    if gguf is not None:
+        return _gguf_checkpoint(spec, gguf, cache)
+    if not path.is_dir():
+        return None
+    revision, repo = revision_of(path), _repo_of_snapshot(path)
+    source = f"hub:{repo}@{revision}" if revision and repo else f"local:{local_digest(path, cache)}"
+    return Checkpoint(path, source, source)
+
+
+def describe(spec: ModelSpec, given: str | None, seed: int, cache=None) -> Checkpoint:
+    """The weights of a model that will not run (planner refusal), without writing a synthetic
+    checkpoint or downloading weights."""
     if given is None:
-        return f"synthetic:{seed}"
-    path = Path(given).expanduser()
-    if path.is_dir():
-        revision, repo = revision_of(path), _repo_of_snapshot(path)
-        return f"hub:{repo}@{revision}" if revision and repo else f"local:{local_digest(path)}"
+        return Checkpoint(None, f"synthetic:{seed}", f"synthetic:{seed}")
+    local = _local(spec, Path(given).expanduser(), cache)
+    if local is not None:
+        return local
     from harness.preflight import hub_config_dir
 
     # The snapshot the pre-check found (cached, or its config.json fetched): no weights needed.
-    return f"hub:{given}@{revision_of(hub_config_dir(given))}"
+    source = f"hub:{given}@{revision_of(hub_config_dir(given))}"
+    return Checkpoint(None, source, source)

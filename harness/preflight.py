@@ -39,9 +39,25 @@ def check_run(results: Path, cache: str | None, models: list[registry.ModelSpec]
     check_writable("--cache", cache_root(cache))
     if checkpoint is not None:
         spec, = models
+        if check_gguf(spec, checkpoint, cache):
+            return
         found, where = checkpoint_config(checkpoint)
         if found is not None:
             check_config_matches(spec, found, where)
+
+
+def check_gguf(spec: registry.ModelSpec, given: str, cache: str | None) -> bool:
+    """Whether `given` is a GGUF checkpoint; refused if it is not `spec` (architecture and
+    shapes from its metadata, read once and cached for the run that follows)."""
+    from harness import gguf_source
+
+    try:
+        path = gguf_source.find_gguf(Path(given).expanduser())
+        if path is not None:
+            gguf_source.check_model(spec, path, gguf_source.facts(path, cache))
+    except ValueError as e:
+        raise Refused(_one_line(e)) from None
+    return path is not None
 
 
 def check_writable(option: str, path: Path) -> None:

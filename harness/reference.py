@@ -14,7 +14,16 @@ prompts, dtype, torch and transformers versions, REFERENCE_VERSION):
   batch_logits.npy [2,T,V] the left-padded batch (position_ids = cumsum(mask) - 1, facts 3.8)
   batch_tokens.npy [2, M], batch_margin.npy [2, M]   its greedy continuation
   mm_logits.npy [K, V]     4b and up: the last K positions of the image prompt
-  meta.json                versions, device, seconds
+  real weights only (harness/realtext.py), the texts tokenized by the reference's tokenizer:
+  rt_prompt_ids.npy [P, L] natural prompts, right-padded with 0; rt_prompt_lens.npy [P]
+  rt_tokens.npy, rt_margin.npy [P, N]   their greedy continuations and top-1 margins
+  text_ids.npy [T]         the perplexity text; text_logprobs.npy [T-1] log p of each next token
+  text_kl_logits.npy [K, V]  its logits at realtext.kl_positions(T) (for the bf16 KL)
+  meta.json                versions, device, seconds; real weights: the prompts and the
+                           reference's decoded continuations ("realtext")
+
+A GGUF checkpoint (a .gguf file) is loaded through transformers' own GGUF support
+(gguf_file=...), so its dequantization is independent of gemma3's.
 """
 
 from __future__ import annotations
@@ -31,12 +40,12 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import registry
+from harness import realtext, registry
 from harness.prompts import MULTIMODAL_COMPARED, Prompts, make_prompts
 from harness.synthetic import cache_root
 from harness.threads import apply_torch_threads
 
-REFERENCE_VERSION = 1
+REFERENCE_VERSION = 2  # 2: real-text outputs, GGUF checkpoints
 DONE = "meta.json"
 
 
@@ -48,7 +57,8 @@ def library_version(name: str) -> str | None:
 
 
 def reference_dir(cache, model_id: str, dtype: str, source: str, prompts: Prompts) -> Path:
-    key = json.dumps([REFERENCE_VERSION, source, prompts.digest(), dtype,
+    # `source` names the weights by content (harness/checkpoints.py): new weights, new outputs.
+    key = json.dumps([REFERENCE_VERSION, source, prompts.digest(), realtext.digest(), dtype,
                       library_version("torch"), library_version("transformers")])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return cache_root(cache) / "reference" / f"{model_id}-{dtype}-{digest}"
@@ -61,8 +71,19 @@ def load_outputs(directory: Path) -> dict[str, np.ndarray]:
     return {p.stem: np.load(p) for p in directory.glob("*.npy")}
 
 
+def load_meta(directory: Path) -> dict:
+    return json.loads((directory / DONE).read_text("utf-8"))
+
+
+def is_real(source: str) -> bool:
+    """Real (released or quantized) weights, from the cache key's source form."""
+    return not source.startswith("synthetic:")
+
+
 def run_reference(spec: registry.ModelSpec, checkpoint: Path, dtype: str,
-                  prompts: Prompts) -> dict[str, np.ndarray]:
+                  prompts: Prompts, texts: list | None = None) -> dict[str, np.ndarray]:
+    """The reference outputs; with `texts` (a list: real weights) also the real-text ones,
+    the decoded continuations appended to `texts`."""
     import torch
 
     model = _hf_model(spec, checkpoint, dtype)
@@ -80,6 +101,29 @@ def run_reference(spec: registry.ModelSpec, checkpoint: Path, dtype: str,
             model, prompts.batch_ids, prompts.batch_mask, prompts.batch_new_tokens)
         if prompts.multimodal is not None:
             out["mm_logits"] = _multimodal(model, prompts.multimodal, device)
+        if texts is not None:
+            out.update(_realtext(model, _hf_tokenizer(checkpoint), texts))
+    return out
+
+
+def _realtext(model, tokenizer, texts: list) -> dict[str, np.ndarray]:
+    """The real-text outputs (see the module docstring); the decoded continuations go to texts."""
+    device = next(model.parameters()).device
+    prompts = [tokenizer(p)["input_ids"] for p in realtext.PROMPTS]  # <bos> first
+    out = {"rt_prompt_lens": np.asarray([len(p) for p in prompts], np.int32),
+           "rt_prompt_ids": np.zeros((len(prompts), max(map(len, prompts))), np.int32)}
+    tokens, margins = [], []
+    for row, ids in enumerate(prompts):
+        out["rt_prompt_ids"][row, :len(ids)] = ids
+        made, margin = _generate(model, np.asarray([ids]), None, realtext.NEW_TOKENS)
+        tokens.append(made[0])
+        margins.append(margin[0])
+        texts.append(tokenizer.decode(made[0], skip_special_tokens=True))
+    ids = np.asarray(tokenizer(realtext.text())["input_ids"], np.int32)
+    logits = _np(model(_t(ids[None], device)).logits[0])
+    out["rt_tokens"], out["rt_margin"] = np.stack(tokens), np.stack(margins)
+    out["text_ids"], out["text_logprobs"] = ids, realtext.next_token_logprobs(logits, ids)
+    out["text_kl_logits"] = logits[realtext.kl_positions(len(ids))]
     return out
 
 
@@ -89,9 +133,24 @@ def _hf_model(spec, checkpoint: Path, dtype: str):
 
     cls = Gemma3ForConditionalGeneration if spec.multimodal else Gemma3ForCausalLM
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = cls.from_pretrained(checkpoint, dtype=getattr(torch, dtype),
+    args, kwargs = _hf_location(checkpoint)
+    model = cls.from_pretrained(*args, **kwargs, dtype=getattr(torch, dtype),
                                 attn_implementation="eager")
     return model.to(device).eval()  # device_map would need accelerate
+
+
+def _hf_location(checkpoint: Path) -> tuple[tuple, dict]:
+    """from_pretrained's arguments: a directory, or a GGUF file via transformers' GGUF loader."""
+    if checkpoint.suffix == ".gguf":
+        return (checkpoint.parent,), {"gguf_file": checkpoint.name}
+    return (checkpoint,), {}
+
+
+def _hf_tokenizer(checkpoint: Path):
+    from transformers import AutoTokenizer
+
+    args, kwargs = _hf_location(checkpoint)
+    return AutoTokenizer.from_pretrained(*args, **kwargs)
 
 
 def _generate(model, ids: np.ndarray, mask: np.ndarray | None, new_tokens: int):
@@ -175,10 +234,13 @@ def main(argv=None) -> int:
             continue
         start = time.perf_counter()
         print(f"reference: {spec.id} {dtype} ...", file=sys.stderr, flush=True)
-        outputs = run_reference(spec, args.checkpoint, dtype, prompts)
+        texts = [] if is_real(args.source) else None
+        outputs = run_reference(spec, args.checkpoint, dtype, prompts, texts)
         meta = {"model": spec.id, "dtype": dtype, "source": args.source,
                 "seconds": time.perf_counter() - start,
                 "torch": library_version("torch"), "transformers": library_version("transformers")}
+        if texts is not None:
+            meta["realtext"] = {"prompts": list(realtext.PROMPTS), "reference": texts}
         save_outputs(target, outputs, meta)
         del outputs
     return 0

@@ -18,7 +18,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # matrix/schema/result-v2.schema.json
 OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed")
 _TOKEN = re.compile(r"(?:hf_|gh[pousr]_|github_pat_)[A-Za-z0-9_]{20,}")
 _SLUG_JUNK = re.compile(r"[^a-z0-9]+")
@@ -111,7 +111,12 @@ class ResultFile:
 
 
 def model_entry(checkpoint: str, status: str, reason: str | None, predicted: int | None,
-                available: int | None, dtypes: list[str]) -> dict:
-    return {"checkpoint": checkpoint, "status": status,
+                available: int | None, dtypes: list[str], quantization: dict | None = None) -> dict:
+    """One provenance.models entry; the evidence kind follows from the checkpoint's source form
+    (a `gguf:` source is real_quantized and carries its quantization block)."""
+    from harness.checkpoints import EVIDENCE
+
+    return {"checkpoint": checkpoint, "evidence": EVIDENCE[checkpoint.partition(":")[0]],
+            "quantization": quantization, "status": status,
             "reason": None if reason is None else reason[:200],
             "predicted_bytes": predicted, "available_bytes": available, "dtypes": dtypes}

@@ -147,15 +147,15 @@ def run_model(spec: registry.ModelSpec, opts: Options, fp: dict, progress):
     cfg = spec.config()
     mplan = planner.plan_model(cfg, opts.dtypes, fp)
     if not mplan.run_dtypes:
-        source = checkpoints.describe(spec, opts.checkpoint, opts.seed)
-        return model_entry(source, "not_supported", mplan.reason(), mplan.predicted_bytes,
-                           mplan.available_bytes, []), [], 0
+        known = checkpoints.describe(spec, opts.checkpoint, opts.seed, opts.cache)
+        return model_entry(known.source, "not_supported", mplan.reason(), mplan.predicted_bytes,
+                           mplan.available_bytes, [], known.quantization), [], 0
     dtypes = mplan.run_dtypes
     progress(spec.id, f"checkpoint (planner: {', '.join(_need(v) for v in mplan.verdicts)})")
     ckpt = checkpoints.resolve(spec, opts.checkpoint, opts.seed, opts.cache,
                                lambda stage: progress(spec.id, stage))
     entry = model_entry(ckpt.source, "ran", mplan.reason(), mplan.predicted_bytes,
-                        mplan.available_bytes, dtypes)
+                        mplan.available_bytes, dtypes, ckpt.quantization)
     threads = opts.threads or auto_threads()
     refdirs = {d: reference_dir(opts.cache, spec.id, d, ckpt.key, make_prompts(cfg, opts.seed))
                for d in dtypes}
@@ -164,7 +164,7 @@ def run_model(spec: registry.ModelSpec, opts: Options, fp: dict, progress):
         return {**entry, "status": "failed", "reason": failure}, [], 0
     progress(spec.id, f"JAX checks ({', '.join(dtypes)}; {threads} thread(s))")
     run_spec = {"model": spec.id, "dtypes": dtypes, "checkpoint": str(ckpt.path),
-                "backend": fp["backend"], "seed": opts.seed,
+                "backend": fp["backend"], "seed": opts.seed, "evidence": ckpt.evidence,
                 "predicted": {v.dtype: v.jax.total for v in mplan.verdicts if v.fits},
                 "reference_dirs": {d: str(p) for d, p in refdirs.items()}}
     done, data = _checks(run_spec, opts, threads)

@@ -29,6 +29,10 @@ def details_row(item: Evidence, readme_dir: Path) -> dict:
         "max_abs_diff": _number(measure("logits", "max_abs_diff"), "{:.3g}"),
         "top1_agreement": _number(measure("logits", "top1_agreement"), "{:.3f}"),
         "decode": _number(measure("speed", "decode_tokens_per_s"), "{:.1f}"),
+        "perplexity": _pair(measure("realtext", "perplexity"),
+                            measure("realtext", "reference_perplexity"), "{:.2f}"),
+        "bf16_kl": _pair(measure("bf16_fidelity", "kl_to_fp32"),
+                         measure("bf16_fidelity", "reference_kl_to_fp32"), "{:.3g}"),
         "stale": "; ".join(item.stale) or NOTHING,
         "result": _result_link(item, readme_dir),
     }
@@ -37,14 +41,29 @@ def details_row(item: Evidence, readme_dir: Path) -> dict:
 def _weights(item: Evidence) -> str:
     if item.kind == NOT_SUPPORTED:
         return NOTHING
-    checkpoint = item.result.data["provenance"]["models"][item.model]["checkpoint"]
-    source, _, value = checkpoint.partition(":")
-    if source == "hub":
-        repo, _, revision = value.partition("@")
-        return f"real, {repo} rev {revision[:7]}"
-    if source == "local":
-        return f"real, local {value[:12]}"
-    return f"synthetic (seed {value})"
+    entry = item.result.data["provenance"]["models"][item.model]
+    source, _, value = entry["checkpoint"].partition(":")
+    return _SOURCE_TEXT[source](value, entry)
+
+
+def _hub(value: str, entry: dict) -> str:
+    repo, _, revision = value.partition("@")
+    return f"real, {repo} rev {revision[:7]}"
+
+
+def _gguf(value: str, entry: dict) -> str:
+    mix = entry["quantization"]["tensor_types"]
+    types = ", ".join(f"{name} ×{mix[name]}" for name in sorted(mix, key=lambda n: (-mix[n], n)))
+    return f"real, quantized: GGUF {value[:12]} ({types})"
+
+
+# How each checkpoint source form reads in the details (docs/result-format.md).
+_SOURCE_TEXT = {
+    "hub": _hub,
+    "local": lambda value, entry: f"real, local {value[:12]}",
+    "gguf": _gguf,
+    "synthetic": lambda value, entry: f"synthetic (seed {value})",
+}
 
 
 def _measurements(item: Evidence):
@@ -59,6 +78,12 @@ def _measurements(item: Evidence):
 
 def _number(value, fmt: str) -> str:
     return NOTHING if value is None else fmt.format(value)
+
+
+def _pair(ours, reference, fmt: str) -> str:
+    if ours is None and reference is None:
+        return NOTHING
+    return f"{_number(ours, fmt)} / {_number(reference, fmt)}"
 
 
 def _result_link(item: Evidence, readme_dir: Path) -> Trusted:

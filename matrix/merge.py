@@ -1,14 +1,48 @@
-"""Choose, per (model, column) cell, the one piece of evidence the matrix shows."""
+"""Choose, per (model, column) cell, the evidence the matrix shows, and the best evidence of each
+weight kind (synthetic, real, real quantized) beside it."""
 
-from .status import NOT_SUPPORTED, RUNS, Evidence
+from dataclasses import dataclass
+
+from .evidence import KINDS
+from .status import NOT_SUPPORTED, RUNS, Evidence, status_text
+
+_KIND_ORDER = {kind: index for index, kind in enumerate(KINDS)}
 
 
-def merge(evidence: list[Evidence]) -> dict[tuple[str, str], Evidence]:
-    """The winning evidence for every cell that has any, keyed by (model id, column)."""
+@dataclass(frozen=True)
+class Cell:
+    """A cell: `shown` decides its status; `by_kind` holds the winner of each weight kind present
+    (shown's first, then table order), which the details table lists one row each."""
+
+    shown: Evidence
+    by_kind: tuple[Evidence, ...]
+
+    @property
+    def weights(self) -> tuple[str, ...]:
+        """The kinds whose own winner has the shown status: the marks the cell carries."""
+        status = status_text(self.shown)
+        return tuple(item.weights for item in self.by_kind
+                     if item.weights and status_text(item) == status)
+
+
+def merge(evidence: list[Evidence]) -> dict[tuple[str, str], Cell]:
+    """The cell of every (model id, column) that has any evidence."""
     cells: dict[tuple[str, str], list[Evidence]] = {}
     for item in evidence:
         cells.setdefault((item.model, item.column), []).append(item)
-    return {key: pick(items) for key, items in cells.items()}
+    return {key: _cell(items) for key, items in cells.items()}
+
+
+def _cell(items: list[Evidence]) -> Cell:
+    shown = pick(items)
+    groups: dict[str | None, list[Evidence]] = {}
+    for item in items:
+        groups.setdefault(item.weights, []).append(item)
+    winners = [pick(group) for group in groups.values()]
+    # A refusal beside a run says nothing the run does not: only runs are listed then.
+    runs = [item for item in winners if item.kind != NOT_SUPPORTED] or winners
+    return Cell(shown, tuple(sorted(runs, key=lambda item: (item is not shown,
+                                                            _KIND_ORDER.get(item.weights, 0)))))
 
 
 def pick(items: list[Evidence]) -> Evidence:

@@ -7,12 +7,14 @@ MIN_JAX = (0, 6)
 CELL_DTYPE = "bfloat16"
 DTYPES = ("float32", "bfloat16")
 
-# Checks every model needs for ✅; multimodal models also need "multimodal".
+# Checks every model needs for ✅; multimodal models also need "multimodal", and real weights
+# the checks of their evidence kind (matrix/evidence.py: "realtext").
 REQUIRED_CHECKS = ("load", "logits", "generate", "batch", "memory")
 MULTIMODAL_CHECK = "multimodal"
 
 # Pipeline order: the "first failing check" is the earliest one in this list.
-STAGE_ORDER = ("load", "logits", "generate", "batch", "multimodal", "memory", "speed")
+STAGE_ORDER = ("load", "logits", "generate", "batch", "multimodal", "realtext", "bf16_fidelity",
+               "memory", "speed")
 
 # Causes a harness may record for a model whose process died (`failed` status).
 FAILURE_CAUSES = ("oom", "timeout", "crash", "compile")

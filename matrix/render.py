@@ -1,5 +1,6 @@
 """Render the matrix block (table, legend, details) from merged cells with a Jinja template."""
 
+import textwrap
 from pathlib import Path
 from urllib.parse import quote
 
@@ -8,36 +9,49 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from .columns import ordered_columns
 from .details import details_row
 from .escape import Trusted, finalize, md
+from .evidence import KINDS
 from .load import Result
+from .merge import Cell
 from .policy import MIN_JAX
 from .registry import GROUPS, Model
-from .status import NEEDS_CHECK, STALE_MARK, SYNTHETIC_MARK, Evidence, cell_text
+from .status import NEEDS_CHECK, STALE_MARK, cell_text
 
 TEMPLATES = Path(__file__).with_name("templates")
 
 
-def render_block(cells: dict[tuple[str, str], Evidence], columns_seen: set[str],
+def render_block(cells: dict[tuple[str, str], Cell], columns_seen: set[str],
                  registry: tuple[Model, ...], results: list[Result], readme_dir: Path) -> str:
     """The text between the README markers; the same inputs always give the same bytes."""
     columns = ordered_columns(columns_seen)
     grouped = [(title, [m for m in registry if m.variant == variant]) for variant, title in GROUPS]
     groups = [{"title": title, "rows": [_row(m, columns, cells) for m in models]}
               for title, models in grouped]
+    # One details row per weight kind a cell has evidence of (the shown one first).
     details = [
-        details_row(cells[(model.id, column)], readme_dir)
+        details_row(item, readme_dir)
         for _, models in grouped for model in models for column in columns
-        if (model.id, column) in cells
+        if (model.id, column) in cells for item in cells[(model.id, column)].by_kind
     ]
     return _environment().get_template("matrix.md.j2").render(
         columns=columns, groups=groups, details=details, newest=_newest(results),
-        count=len(results), needs_check=NEEDS_CHECK, synthetic=SYNTHETIC_MARK,
+        count=len(results), needs_check=NEEDS_CHECK, legend=_legend(),
         stale=STALE_MARK, min_jax=f"{MIN_JAX[0]}.{MIN_JAX[1]}",
     )
 
 
 def _row(model: Model, columns: list[str], cells: dict) -> dict:
     link = Trusted(f"[{md(model.id)}](https://huggingface.co/{quote(model.hub_repo)})")
-    return {"link": link, "cells": [cell_text(cells.get((model.id, c))) for c in columns]}
+    return {"link": link, "cells": [_cell_text(cells.get((model.id, c))) for c in columns]}
+
+
+def _legend() -> list[Trusted]:
+    # The project's own text (not from results), wrapped like the rest of the legend.
+    return [Trusted(textwrap.fill(f"{kind.mark} {kind.legend}.", width=98, initial_indent="- ",
+                                  subsequent_indent="  ")) for kind in KINDS.values()]
+
+
+def _cell_text(cell: Cell | None) -> Trusted:
+    return cell_text(None) if cell is None else cell_text(cell.shown, cell.weights)
 
 
 def _newest(results: list[Result]) -> str | None:

@@ -31,6 +31,7 @@ def rule_problems(result: Result, registry: tuple[Model, ...],
         found += _file_name(result.name, provenance)
     ids = {model.id for model in registry}
     found += _model_entries(provenance, ids)
+    found += _quantized_sources(provenance)
     found += _tests(data["tests"], provenance["models"], ids)
     found += _summary(data["summary"], data["tests"])
     return [Problem(result.name, path, message) for path, message in found]
@@ -109,6 +110,20 @@ def _memory_refusal(entry: dict) -> list:
         message = (f"says has {has:g} GiB, less than available_bytes {available} "
                    f"({available / _GIB:.2f} GiB)")
         found.append(("reason", message))
+    return found
+
+
+def _quantized_sources(provenance: dict) -> list:
+    """A `gguf:<sha256>` checkpoint names the same file its quantization block describes."""
+    found = []
+    for key, entry in provenance["models"].items():
+        source, _, digest = entry["checkpoint"].partition(":")
+        recorded = (entry.get("quantization") or {}).get("file_sha256")
+        if source == "gguf" and digest != recorded:
+            message = (f"{recorded!r} differs from the checkpoint's sha256 {digest!r}; both "
+                       "name the one GGUF file the run loaded: re-run the harness")
+            path = json_path(("provenance", "models", key, "quantization", "file_sha256"))
+            found.append((path, message))
     return found
 
 

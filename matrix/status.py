@@ -5,6 +5,7 @@ from datetime import datetime
 
 from .columns import column_for
 from .escape import Trusted, md
+from .evidence import evidence_kind, kind_required, marks
 from .fields import NodeId, major_minor, parse_nodeid, parse_utc
 from .load import Result
 from .policy import CELL_DTYPE, FAILURE_CAUSES, MIN_JAX, STAGE_ORDER, required_checks
@@ -18,7 +19,7 @@ _STATUS = {
     NOT_SUPPORTED: "⛔️ Not supported ({})",
 }
 NEEDS_CHECK = "❔ Needs check"
-SYNTHETIC_MARK, STALE_MARK = "🧪", "⏳"
+STALE_MARK = "⏳"
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class Evidence:
     kind: str  # RUNS, FAILS or NOT_SUPPORTED
     detail: str  # the failing stage, or the not-supported reason; "" for RUNS
     time: datetime
-    synthetic: bool  # the weights were synthetic (random, seeded), not a real checkpoint
+    weights: str | None  # the evidence kind (matrix/evidence.py); None: nothing was loaded
     stale: tuple[str, ...]  # why the result may no longer hold; () when current
     result: Result
 
@@ -45,17 +46,21 @@ def evidence_from(result: Result, registry: tuple[Model, ...], code_hash: str) -
     found = []
     for model in registry:
         entry = provenance["models"].get(model.id)
-        verdict = model_verdict(model, entry, tests.get(model.id, []))
+        weights = evidence_kind(entry) if entry is not None else None
+        extra = kind_required(weights, provenance["schema_version"]) if weights else ()
+        verdict = model_verdict(model, entry, tests.get(model.id, []), extra)
         if verdict is None:
             continue
         kind, detail = verdict
-        synthetic = kind != NOT_SUPPORTED and entry["checkpoint"].startswith("synthetic:")
-        found.append(Evidence(model.id, column, kind, detail, time, synthetic, stale, result))
+        weights = None if kind == NOT_SUPPORTED else weights
+        found.append(Evidence(model.id, column, kind, detail, time, weights, stale, result))
     return found
 
 
-def model_verdict(model: Model, entry: dict | None, tests: list) -> tuple[str, str] | None:
-    """(kind, detail) per the cell rules of docs/result-format.md; None when it says nothing."""
+def model_verdict(model: Model, entry: dict | None, tests: list,
+                  extra_required: tuple[str, ...] = ()) -> tuple[str, str] | None:
+    """(kind, detail) per the cell rules of docs/result-format.md; None when it says nothing.
+    `extra_required`: checks the weights' evidence kind adds (real-text checks on real ones)."""
     if entry is not None and entry["status"] == "not_supported":
         return NOT_SUPPORTED, entry["reason"]
     stage = first_failing_check(tests)
@@ -66,7 +71,7 @@ def model_verdict(model: Model, entry: dict | None, tests: list) -> tuple[str, s
         return FAILS, next(c for c in FAILURE_CAUSES if entry["reason"].startswith(c))
     passed = {node.check for node, test in tests
               if test["outcome"] == "passed" and node.dtype == CELL_DTYPE}
-    if set(required_checks(model.multimodal)) <= passed:
+    if set(required_checks(model.multimodal) + extra_required) <= passed:
         return RUNS, ""
     # All skipped, partial or empty: this result neither proves nor disproves the cell.
     return None
@@ -101,13 +106,17 @@ def tests_by_model(tests: list) -> dict[str, list[tuple[NodeId, dict]]]:
     return grouped
 
 
-def cell_text(item: Evidence | None) -> Trusted:
-    """The matrix cell: the status string (detail escaped), then the marks."""
+def status_text(item: Evidence) -> str:
+    """The status string alone (detail escaped): what two pieces of evidence agree on or not."""
+    return _STATUS[item.kind].format(md(item.detail))
+
+
+def cell_text(item: Evidence | None, weights: tuple[str, ...] | None = None) -> Trusted:
+    """The matrix cell: the status string, the marks of the evidence kinds behind it (default:
+    this evidence's own), then the stale mark."""
     if item is None:
         return Trusted(NEEDS_CHECK)
-    text = _STATUS[item.kind].format(md(item.detail))
-    if item.synthetic:
-        text += " " + SYNTHETIC_MARK
-    if item.stale:
-        text += " " + STALE_MARK
-    return Trusted(text)
+    if weights is None:
+        weights = (item.weights,) if item.weights else ()
+    parts = [status_text(item), marks(weights), STALE_MARK if item.stale else ""]
+    return Trusted(" ".join(part for part in parts if part))

@@ -14,7 +14,7 @@ from .registry import Model
 from .rules import rule_problems
 
 SCHEMA_DIR = Path(__file__).with_name("schema")
-KNOWN_VERSIONS = (1,)
+KNOWN_VERSIONS = (1, 2)
 
 
 def validate_result(result: Result, registry: tuple[Model, ...],
@@ -31,7 +31,8 @@ def validate_result(result: Result, registry: tuple[Model, ...],
             "re-run the harness of this checkout"
         )))
         return problems
-    schema_errors = schema_problems(result.name, data)
+    # Each file is checked against the schema of the version it declares (v1 files stay valid).
+    schema_errors = schema_problems(result.name, data, version or KNOWN_VERSIONS[-1])
     problems += schema_errors
     if not schema_errors:
         # The rules read fields freely, so they run only on files the schema accepted.
@@ -39,7 +40,7 @@ def validate_result(result: Result, registry: tuple[Model, ...],
     return problems
 
 
-def schema_problems(name: str, data: dict, version: int = 1) -> list[Problem]:
+def schema_problems(name: str, data: dict, version: int = KNOWN_VERSIONS[-1]) -> list[Problem]:
     """JSON Schema violations, in document order, each with its JSON path."""
     errors = _validator(version).iter_errors(data)
     ordered = sorted(errors, key=lambda e: (_path_key(e.absolute_path), e.message))

@@ -181,5 +181,5 @@ def test_a_refused_hub_model_is_described_from_its_snapshot(monkeypatch, tmp_pat
 
     snapshot = tmp_path / "snapshots" / ("ab" * 20)
     monkeypatch.setattr(preflight, "hub_config_dir", lambda repo: snapshot)
-    assert checkpoints.describe(registry.get("gemma-3-27b-it"), "google/gemma-3-27b-it", 0) == (
+    assert checkpoints.describe(registry.get("gemma-3-27b-it"), "google/gemma-3-27b-it", 0).source == (
         f"hub:google/gemma-3-27b-it@{'ab' * 20}")

@@ -119,3 +119,25 @@ def test_file_name_slug():
     prov = {"utc_time": "2026-11-20T15:00:00.123Z", "backend": "gpu",
             "device_kind": "NVIDIA H100 80GB HBM3", "device_count": 8}
     assert results.file_name(prov) == "20261120T150000Z-gpu-nvidia-h100-80gb-hbm3-8x.json"
+
+
+def test_a_quantized_run_is_written_as_real_quantized_v2_evidence(tmp_path):
+    digest = "ab" * 32
+    mix = {"format": "gguf", "file_sha256": digest, "tensor_types": {"F32": 3, "Q4_K": 2}}
+    out = results.ResultFile(tmp_path, provenance())
+    out.add_model("gemma-3-270m", results.model_entry(f"gguf:{digest}", "ran", None, 1, 1,
+                                                      ["bfloat16"], mix),
+                  [a_test("realtext", "gemma-3-270m", "bfloat16", perplexity=9.5)])
+    path = out.write()
+    data = json.loads(path.read_text())
+    entry = data["provenance"]["models"]["gemma-3-270m"]
+    assert data["provenance"]["schema_version"] == 2
+    assert entry["evidence"] == "real_quantized" and entry["quantization"] == mix
+    assert validate(path)[1] == []
+
+
+def test_plain_sources_carry_their_evidence_kind():
+    kinds = {source: results.model_entry(source, "ran", None, 1, 1, [])["evidence"]
+             for source in ("synthetic:0", "local:" + "0" * 64, "hub:google/x@" + "0" * 40)}
+    assert kinds == {"synthetic:0": "synthetic", "local:" + "0" * 64: "real",
+                     "hub:google/x@" + "0" * 40: "real"}

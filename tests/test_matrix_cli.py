@@ -17,7 +17,7 @@ ROOT = Path(__file__).parent.parent
 def test_validate_valid_files(capsys):
     files = sorted(str(p) for p in (RESULTS / "valid").glob("*.json"))
     assert main(["validate", *files]) == 0
-    assert capsys.readouterr().out == "8 of 8 result files valid\n"
+    assert capsys.readouterr().out == "9 of 9 result files valid\n"
 
 
 def test_validate_reports_every_problem_with_file_and_path(tmp_path, capsys):

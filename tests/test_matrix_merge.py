@@ -8,7 +8,7 @@ import pytest
 from matrix.load import Result
 from matrix.merge import merge, pick
 from matrix.registry import Model
-from matrix.status import FAILS, NOT_SUPPORTED, RUNS, Evidence, model_verdict
+from matrix.status import FAILS, NOT_SUPPORTED, RUNS, Evidence, cell_text, model_verdict
 from matrix.status import tests_by_model as group_by_model
 
 TEXT = Model("gemma-3-1b-it", "google/gemma-3-1b-it", "1b", "it", False)
@@ -67,10 +67,12 @@ def test_not_supported_gives_the_reason():
     assert verdict == (NOT_SUPPORTED, "needs 9 GiB > has 8 GiB")
 
 
-def evidence(kind, day, *, stale=(), name=None):
-    result = Result(Path(name or f"{day:02d}-{kind}.json"), name or f"{day:02d}-{kind}.json", {})
+def evidence(kind, day, *, stale=(), name=None, weights="synthetic", detail=""):
+    name = name or f"{day:02d}-{kind}-{weights}.json"
     when = datetime(2026, 11, day, tzinfo=UTC)
-    return Evidence("gemma-3-1b-it", "GPU A100 (1x)", kind, "", when, False, stale, result)
+    weights = None if kind == NOT_SUPPORTED else weights
+    return Evidence("gemma-3-1b-it", "GPU A100 (1x)", kind, detail, when, weights, stale,
+                    Result(Path(name), name, {}))
 
 
 @pytest.mark.parametrize(("items", "winner"), [
@@ -99,4 +101,35 @@ def test_pick_does_not_depend_on_reading_order():
 
 def test_merge_keys_by_model_and_column():
     items = [evidence(RUNS, 1), evidence(FAILS, 2)]
-    assert merge(items) == {("gemma-3-1b-it", "GPU A100 (1x)"): items[1]}
+    cells = merge(items)
+    assert list(cells) == [("gemma-3-1b-it", "GPU A100 (1x)")]
+    assert cells[("gemma-3-1b-it", "GPU A100 (1x)")].shown is items[1]
+
+
+def test_real_text_checks_are_required_for_real_weights_only():
+    outcomes = all_passed(*REQUIRED)
+    assert model_verdict(TEXT, entry(), fake_tests(TEXT, outcomes), ("realtext",)) is None
+    outcomes = all_passed(*REQUIRED, "realtext")
+    assert model_verdict(TEXT, entry(), fake_tests(TEXT, outcomes), ("realtext",)) == (RUNS, "")
+
+
+def test_a_cell_with_two_kinds_lists_both_and_marks_the_agreeing_ones():
+    synthetic, quantized = evidence(RUNS, 1), evidence(RUNS, 2, weights="real_quantized")
+    cell = merge([synthetic, quantized])[("gemma-3-1b-it", "GPU A100 (1x)")]
+    assert cell.shown is quantized and cell.by_kind == (quantized, synthetic)
+    assert cell.weights == ("real_quantized", "synthetic")
+    assert str(cell_text(cell.shown, cell.weights)) == "✅ Runs 🗜️ 🧪"
+
+
+def test_a_kind_whose_best_result_disagrees_lends_no_mark():
+    synthetic = evidence(RUNS, 1)
+    quantized = evidence(FAILS, 2, weights="real_quantized", detail="realtext")
+    cell = merge([synthetic, quantized])[("gemma-3-1b-it", "GPU A100 (1x)")]
+    assert cell.by_kind == (quantized, synthetic) and cell.weights == ("real_quantized",)
+    assert str(cell_text(cell.shown, cell.weights)) == "❌ Fails (realtext) 🗜️"
+
+
+def test_a_refusal_beside_a_run_is_not_listed():
+    run, refusal = evidence(RUNS, 1), evidence(NOT_SUPPORTED, 2)
+    cell = merge([run, refusal])[("gemma-3-1b-it", "GPU A100 (1x)")]
+    assert cell.shown is run and cell.by_kind == (run,)

@@ -62,24 +62,35 @@ def test_golden_render(tmp_path):
 
 
 @pytest.mark.parametrize(("model", "column", "cell"), [
-    ("gemma-3-1b-it", "CPU", "✅ Runs"),  # real weights: no mark
-    ("gemma-3-270m", "CPU", "✅ Runs 🧪"),  # synthetic weights
+    ("gemma-3-1b-it", "CPU", "✅ Runs 📦"),  # real weights (v1 file, hub: source)
+    # A quantized (GGUF) v2 pass and an older synthetic pass: both kinds back the ✅.
+    ("gemma-3-270m", "CPU", "✅ Runs 🗜️ 🧪"),
     ("gemma-3-4b-it", "CPU", "❌ Fails (logits) 🧪"),  # logits and generate fail: first stage
     ("gemma-3-27b-it", "GPU A100 (1x)",
      "⛔️ Not supported (needs 58.3 GiB &gt; has 39.4 GiB)"),
     ("gemma-3-12b-pt", "GPU A100 (1x)", "❌ Fails (oom) 🧪"),  # the model's process died
-    ("gemma-3-4b-pt", "GPU H100 (1x)", "✅ Runs ⏳"),  # stale: other gemma3/ code
+    ("gemma-3-4b-pt", "GPU H100 (1x)", "✅ Runs 📦 ⏳"),  # stale: other gemma3/ code
     ("gemma-3-1b-pt", "CPU", "✅ Runs 🧪 ⏳"),  # stale: jax 0.5.3
     ("gemma-3-1b-it", "TPU v5e (1x)", "❔ Needs check"),  # the TPU result is all skipped
     ("gemma-3-1b-pt", "GPU H100 (1x)", "✅ Runs 🧪"),  # newer pass beats older failure
     ("gemma-3-270m-it", "GPU H100 (1x)", "❌ Fails (batch) 🧪"),  # newer failure beats pass
-    ("gemma-3-27b-pt", "GPU A100 (1x)", "✅ Runs"),  # older ✅ (80GB) beats newer ⛔️ (40GB)
+    ("gemma-3-27b-pt", "GPU A100 (1x)", "✅ Runs 📦"),  # older ✅ (80GB) beats newer ⛔️ (40GB)
     ("gemma-3-12b-it", "GPU H200 (1x)", "✅ Runs 🧪"),  # a column beyond the fixed ones
     ("gemma-3-27b-pt", "TPU v2 (8x)", "❔ Needs check"),
 ])
 def test_golden_cells(model, column, cell):
     cells = _table(GOLDEN.read_text(encoding="utf-8"))
     assert cells[model][column] == cell
+
+
+def test_quantized_evidence_never_reads_as_the_released_weights():
+    rows = [line for line in GOLDEN.read_text(encoding="utf-8").splitlines()
+            if line.startswith("| gemma-3-270m | CPU |")]
+    # The details list each kind of evidence the cell has, the shown (newest) one first.
+    assert [row.split(" | ")[2] for row in rows] == ["✅ Runs 🗜️", "✅ Runs 🧪"]
+    assert "real, quantized\\: GGUF a5fd3b62230a (F32 ×109, Q5\\_0 ×81" in rows[0]
+    assert "9.87 / 9.91" in rows[0] and "0.0121 / 0.0118" in rows[0]
+    assert "📦" not in rows[0]
 
 
 def test_columns_fixed_first_then_new_ones():
@@ -121,7 +132,7 @@ def test_check_passes_on_a_fresh_render(tmp_path, capsys):
     run(repo, "render")
     capsys.readouterr()
     assert run(repo, "check") == 0
-    assert "matches 8 valid result files" in capsys.readouterr().out
+    assert "matches 9 valid result files" in capsys.readouterr().out
 
 
 def test_check_fails_on_a_hand_edited_readme_with_a_diff(tmp_path, capsys):
@@ -212,3 +223,18 @@ def _table(text: str) -> dict[str, dict[str, str]]:
             cells = [cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip("|"))]
             rows[match[1]] = dict(zip(header[2:], cells[2:], strict=True))
     return rows
+
+
+def test_real_weights_without_the_real_text_check_prove_nothing(tmp_path):
+    import json
+
+    repo = make_repo(tmp_path, "valid")
+    path = repo / "results" / "20261126T100000Z-cpu-cpu-1x.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["tests"] = [t for t in data["tests"] if t["metadata"]["check"] != "realtext"]
+    data["summary"].update(passed=len(data["tests"]), total=len(data["tests"]),
+                           collected=len(data["tests"]))
+    path.write_text(json.dumps(data), encoding="utf-8")
+    assert run(repo, "render") == 0
+    cells = _table((repo / "README.md").read_text(encoding="utf-8"))
+    assert cells["gemma-3-270m"]["CPU"] == "✅ Runs 🧪"  # only the synthetic evidence counts

@@ -12,6 +12,7 @@ from matrix.registry import load_registry
 
 RESULTS = Path(__file__).parent / "fixtures" / "results"
 CPU_FILE = RESULTS / "valid" / "20261101T100000Z-cpu-cpu-1x.json"
+V2_FILE = RESULTS / "valid" / "20261126T100000Z-cpu-cpu-1x.json"  # real, quantized (GGUF)
 REGISTRY = load_registry()
 
 
@@ -47,7 +48,7 @@ def only(found: list[str]) -> str:
 def test_every_valid_fixture_validates():
     files = sorted((RESULTS / "valid").glob("*.json")) + sorted((RESULTS / "injection").glob("*"))
     results, found = load_valid([(p, p.name) for p in files], REGISTRY)
-    assert found == [] and len(results) == len(files) == 9
+    assert found == [] and len(results) == len(files) == 10
 
 
 def test_message_names_file_and_json_path(tmp_path):
@@ -125,7 +126,7 @@ def test_not_utf8(tmp_path):
     assert "is not UTF-8" in str(only(found))
 
 
-@pytest.mark.parametrize("version", [2, 0, True, "1"])
+@pytest.mark.parametrize("version", [3, 0, True, "1"])
 def test_unknown_schema_version(tmp_path, version):
     data = base()
     data["provenance"]["schema_version"] = version
@@ -314,3 +315,69 @@ def test_unsafe_version_strings_are_rejected(tmp_path):
     data["provenance"]["versions"]["transformers"] = "5.0 <b>"
     assert "$.provenance.versions.transformers: '5.0 <b>' does not match" in only(
         problems(tmp_path, data))
+
+
+def v2() -> dict:
+    return json.loads(V2_FILE.read_text(encoding="utf-8"))
+
+
+V2_ENTRY = '$.provenance.models["gemma-3-270m"]'
+
+
+def test_the_schema_is_chosen_by_schema_version(tmp_path):
+    assert problems(tmp_path, v2()) == []
+    data = v2()
+    data["provenance"]["schema_version"] = 1  # v1 has no evidence, quantization or cpu_flags
+    found = problems(tmp_path, data)
+    assert any("$.provenance.host: Additional properties are not allowed ('cpu_flags'" in message
+               for message in found), found
+
+
+@pytest.mark.parametrize("evidence", ["real", "synthetic"])
+def test_a_gguf_checkpoint_can_only_be_real_quantized_evidence(tmp_path, evidence):
+    data = v2()
+    data["provenance"]["models"]["gemma-3-270m"]["evidence"] = evidence
+    assert f"{V2_ENTRY}.evidence: 'real_quantized' was expected" in only(problems(tmp_path, data))
+
+
+def test_quantized_evidence_needs_a_real_quantized_source(tmp_path):
+    data = v2()
+    entry = data["provenance"]["models"]["gemma-3-270m"]
+    entry["checkpoint"] = "local:" + "0" * 64  # quantized weights claiming a plain checkpoint
+    found = problems(tmp_path, data)
+    assert f"{V2_ENTRY}.evidence: 'real' was expected" in found[0]
+    assert found[1].endswith("is not of type 'null'") and ".quantization: " in found[1]
+
+
+def test_quantized_evidence_needs_its_tensor_type_mix(tmp_path):
+    data = v2()
+    del data["provenance"]["models"]["gemma-3-270m"]["quantization"]["tensor_types"]
+    assert "'tensor_types' is a required property" in " ".join(problems(tmp_path, data))
+
+
+def test_the_gguf_source_and_the_recorded_file_hash_agree(tmp_path):
+    data = v2()
+    data["provenance"]["models"]["gemma-3-270m"]["quantization"]["file_sha256"] = "1" * 64
+    message = only(problems(tmp_path, data))
+    assert f"{V2_ENTRY}.quantization.file_sha256: '{'1' * 64}' differs" in message
+
+
+def test_v2_needs_cpu_flags(tmp_path):
+    data = v2()
+    del data["provenance"]["host"]["cpu_flags"]
+    assert only(problems(tmp_path, data)).endswith(
+        "$.provenance.host: 'cpu_flags' is a required property")
+
+
+def test_recorded_texts_are_capped(tmp_path):
+    data = v2()
+    test = next(t for t in data["tests"] if t["metadata"]["check"] == "realtext")
+    test["metadata"]["texts"]["ours"] = ["x" * 2001]
+    assert only(problems(tmp_path, data)).startswith(
+        "results/20261126T100000Z-cpu-cpu-1x.json: $.tests[4].metadata.texts.ours[0]: ")
+
+
+def test_versions_keep_allowing_extra_keys(tmp_path):
+    data = v2()
+    data["provenance"]["versions"]["cuda_driver"] = "580.65"
+    assert problems(tmp_path, data) == []

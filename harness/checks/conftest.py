@@ -24,15 +24,19 @@ from gemma3 import compile_cache, sharding
 from harness import memory, registry
 from harness.greedy import greedy_parity
 from harness.prompts import make_prompts
+from harness.realtext import capped
 from harness.reference import load_outputs
 from harness.thresholds import bounds
 
 RUN_ENV = "HARNESS_RUN"
 # Checks run in this order within a case; memory last, so its peak covers all the others.
-CHECK_ORDER = ("load", "logits", "generate", "batch", "multimodal", "speed", "memory")
+CHECK_ORDER = ("load", "logits", "generate", "batch", "multimodal", "realtext", "bf16_fidelity",
+               "speed", "memory")
 DTYPE_ORDER = ("bfloat16", "float32")  # smaller first: a lifetime peak stays per-dtype
 MARKERS = {
     "multimodal_only": "a check that needs the vision tower (4b and up)",
+    "real_weights_only": "a check on natural text: meaningless on synthetic (random) weights",
+    "bfloat16_only": "a check of how bf16 compares with fp32: collected for bfloat16 only",
 }
 
 # fp32 parity means full-precision matmuls (XLA on GPU would use TF32 by default).
@@ -86,15 +90,25 @@ def pytest_collection_modifyitems(config, items):
     spec = run_spec()
     if spec is None:
         return
-    # A check that needs the vision tower is not collected for a text-only model.
+    # Not collected (so never counted as passed or skipped): a vision check on a text-only
+    # model, a real-text check on synthetic weights, a bf16-vs-fp32 check in float32.
     keep, drop = [], []
     for item in items:
-        text_only = not registry.get(spec["model"]).multimodal
-        (drop if text_only and item.get_closest_marker("multimodal_only") else keep).append(item)
+        (drop if _not_applicable(item, spec) else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
     keep.sort(key=_order)
     items[:] = keep
+
+
+def _not_applicable(item, spec: dict) -> bool:
+    case = item.callspec.params.get("case") if hasattr(item, "callspec") else None
+    return any((
+        item.get_closest_marker("multimodal_only") and not registry.get(spec["model"]).multimodal,
+        item.get_closest_marker("real_weights_only") and spec["evidence"] == "synthetic",
+        item.get_closest_marker("bfloat16_only") and case is not None
+        and case.dtype != "bfloat16",
+    ))
 
 
 def _order(item) -> tuple:
@@ -128,7 +142,9 @@ def loaded(case, run):
     gc.collect()
     memory.reset_peak()  # this dtype's peak starts here
     path = Path(run["checkpoint"])
-    size = sum(p.stat().st_size for p in path.glob("*.safetensors"))
+    # A GGUF checkpoint is one file; a directory holds safetensors shards.
+    size = path.stat().st_size if path.is_file() else sum(
+        p.stat().st_size for p in path.glob("*.safetensors"))
     start = time.perf_counter()
     try:
         # Several devices: the sharded path over all of them (fsdp), so results land in the
@@ -180,12 +196,15 @@ def greedy(model, reference, prompts, limits, logit_scale):
 
 @pytest.fixture
 def record(json_metadata, case, request):
-    """record(measurements): stores {model, dtype, check, measurements} for the result file."""
+    """record(measurements, texts=None): stores {model, dtype, check, measurements} (and the
+    texts a real-text check shows, {name: [str]}) for the result file."""
     check = request.node.originalname.removeprefix("test_")
 
-    def store(measurements: dict) -> None:
+    def store(measurements: dict, texts: dict[str, list[str]] | None = None) -> None:
         json_metadata.update({"model": case.model, "dtype": case.dtype, "check": check,
                               "measurements": _finite(measurements)})
+        if texts is not None:
+            json_metadata["texts"] = {key: capped(values) for key, values in texts.items()}
     return store
 
 
