@@ -50,8 +50,14 @@ def start(checkpoint: Path, *extra: str) -> subprocess.Popen:
                "--prompt", "Hello the world", "--max-new-tokens", str(NEW_TOKENS),
                "--dtype", "float32", *extra]
     env = {**os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}
+    # SIGINT at its default in the child, however pytest was started (a background job of a
+    # script inherits it ignored, and the CLI rightly keeps an inherited SIG_IGN).
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
-                            env=env)
+                            env=env, preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_handlers(process: subprocess.Popen, timeout: float = 10.0) -> None:
