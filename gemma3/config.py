@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Literal
+from typing import Any, Literal
 
 LayerType = Literal["sliding_attention", "full_attention"]
 SLIDING: LayerType = "sliding_attention"
@@ -185,6 +185,16 @@ class Gemma3Config:
         if size not in factories:
             raise ValueError(f"unknown Gemma 3 size {size!r}; expected one of {sorted(factories)}")
         return factories[size]()
+
+    @classmethod
+    def from_hf_config(cls, config: dict[str, Any], *, source: str = "config.json"
+                       ) -> Gemma3Config:
+        """A transformers config.json dict (any format), validated field by field: the public
+        spelling of gemma3.hf_config.config_from_hf."""
+        # Imported at call time: the reader builds on this module, never the other way round.
+        from gemma3.hf_config import config_from_hf
+
+        return config_from_hf(config, source=source)
 
 
 def _text(hidden, intermediate, layers, *, heads, kv_heads, head_dim=256,

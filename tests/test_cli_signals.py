@@ -53,7 +53,7 @@ def start(checkpoint: Path, *extra: str) -> subprocess.Popen:
     # SIGINT at its default in the child, however pytest was started (a background job of a
     # script inherits it ignored, and the CLI rightly keeps an inherited SIG_IGN).
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
-                            env=env, preexec_fn=_default_sigint)
+                            env=env, preexec_fn=_default_sigint)  # noqa: PLW1509 - one syscall
 
 
 def _default_sigint() -> None:

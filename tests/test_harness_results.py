@@ -17,14 +17,11 @@ HOME = str(Path.home())
 
 def provenance() -> dict:
     found = fingerprint.devices()
-    # host.cpu_flags is a field of result schema v2 (its own branch); the v1 schema this
-    # branch validates against refuses it. Merge note: drop this line once v2 is in.
-    host = {k: v for k, v in fingerprint.host().items() if k != "cpu_flags"}
     return {"project": code_hash.project(REPO_ROOT), "versions": fingerprint.versions(),
             "backend": found["backend"], "device_kind": found["device_kind"],
             "device_count": found["device_count"],
             "memory_per_device_bytes": found["memory_per_device_bytes"],
-            "host": host, "utc_time": "2026-11-27T23:15:00Z",
+            "host": fingerprint.host(), "utc_time": "2026-11-27T23:15:00Z",
             "command": f"python -m harness --cache {HOME}/.cache/x"}
 
 
