@@ -3,11 +3,14 @@ their CPU threads. On a machine whose cores are busy with other work,
 multi-threaded torch and XLA spin on contended cores and run several times slower than one
 thread (measured here: a 270m decode step 0.25 s with 1 thread, 0.7-2.7 s with 2 on 2 busy
 cores), so by default the harness uses the cores that are idle now, at least one.
+"Now" is a short sample of /proc/stat taken between two model processes: the load average
+would still count the harness's own model process that has just ended.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 ENV = "GEMMA3_HARNESS_THREADS"
 # The JAX allocator of the model processes, and of the fingerprint (so the device limit the
@@ -24,13 +27,40 @@ ENV = "GEMMA3_HARNESS_THREADS"
 ALLOCATOR_ENV = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
 
 
-def auto_threads() -> int:
+SAMPLE_SECONDS = 0.5
+_PROC_STAT = "/proc/stat"
+
+
+def auto_threads(sample_seconds: float = SAMPLE_SECONDS) -> int:
+    """The cores idle over the next sample_seconds (the 1-minute load average where
+    /proc/stat is missing), at least one."""
     cores = os.cpu_count() or 1
     try:
-        busy = int(os.getloadavg()[0] + 0.5)
-    except OSError:
-        busy = 0
-    return max(1, min(cores, cores - busy))
+        busy = busy_cores(sample_seconds)
+    except (OSError, ValueError):
+        try:
+            busy = os.getloadavg()[0]
+        except OSError:
+            busy = 0.0
+    return max(1, min(cores, cores - int(busy + 0.5)))
+
+
+def busy_cores(seconds: float) -> float:
+    """How many cores' worth of time was spent not idle during `seconds` (from /proc/stat)."""
+    idle_before, total_before = _cpu_times()
+    time.sleep(seconds)
+    idle_after, total_after = _cpu_times()
+    elapsed = total_after - total_before
+    if elapsed <= 0:
+        return 0.0
+    return (os.cpu_count() or 1) * (1 - (idle_after - idle_before) / elapsed)
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(idle + iowait, total) jiffies over all cores, from the `cpu` line of /proc/stat."""
+    with open(_PROC_STAT, encoding="ascii") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return fields[3] + fields[4], sum(fields[:8])  # user..steal; guest is inside user
 
 
 def allocator_env(base: dict | None = None) -> dict:
