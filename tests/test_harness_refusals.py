@@ -132,14 +132,20 @@ def test_a_checkpoint_that_is_neither_path_nor_hub_id_is_refused(tmp_path):
         preflight.checkpoint_config(str(tmp_path / "typo"))
 
 
-def test_an_offline_hub_id_without_a_cached_snapshot_is_refused(tmp_path):
+def run_offline_on_the_hub_id(tmp_path) -> subprocess.CompletedProcess:
+    """python -m harness --checkpoint google/gemma-3-270m with no network and the hub cache
+    under tmp_path/hf."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     env.pop("HF_HUB_CACHE", None)
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "harness", "--models", "gemma-3-270m", "--checkpoint",
          "google/gemma-3-270m", "--results", str(tmp_path / "results"), "--cache",
          str(tmp_path / "cache")], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
         timeout=120, check=False)
+
+
+def test_an_offline_hub_id_without_a_cached_snapshot_is_refused(tmp_path):
+    done = run_offline_on_the_hub_id(tmp_path)
     assert done.returncode == 2
     line, = done.stderr.splitlines()
     assert line.startswith(f"python -m harness: error: --checkpoint google/gemma-3-270m: the "
@@ -159,13 +165,7 @@ def test_a_cached_hub_snapshot_is_checked_offline(tmp_path):
     (repo / "refs" / "main").write_text(revision)
     (snapshot / "config.json").write_text((HUB_CONFIGS / "gemma-3-1b.json").read_text())
     (snapshot / "model.safetensors").write_bytes(b"")  # the weights are there: no fetch
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
-    env.pop("HF_HUB_CACHE", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "harness", "--models", "gemma-3-270m", "--checkpoint",
-         "google/gemma-3-270m", "--results", str(tmp_path / "results"), "--cache",
-         str(tmp_path / "cache")], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-        timeout=120, check=False)
+    done = run_offline_on_the_hub_id(tmp_path)
     assert done.returncode == 2, done.stderr
     line, = done.stderr.splitlines()
     assert line == (
