@@ -23,7 +23,7 @@ from gemma3.checkpoint import shard_files
 from gemma3.hub import HUB_ID, download, revision_of
 from harness import synthetic
 from harness.digests import file_sha256
-from harness.gguf_source import check_model, facts, find_gguf, quantization
+from harness.gguf_source import check_model, facts, quantization
 from harness.registry import INDEX_FILE, ModelSpec
 
 # The evidence kind of each source form (docs/result-format.md; the matrix marks each kind).
@@ -103,6 +103,8 @@ def _repo_of_snapshot(path: Path) -> str | None:
 
 def _local(spec: ModelSpec, path: Path, cache) -> Checkpoint | None:
     """A checkpoint on this machine (GGUF file, directory, hub snapshot), or None."""
+    from gemma3.gguf import find_gguf  # here: gemma3.gguf imports jax, a synthetic run needs none
+
     gguf = find_gguf(path)
     if gguf is not None:
         return _gguf_checkpoint(spec, gguf, cache)

@@ -11,24 +11,8 @@ from pathlib import Path
 from harness.digests import cached_fact
 from harness.registry import ModelSpec
 
-SUFFIX = ".gguf"
 # GGUF metadata key (after the `gemma3.` prefix) -> the TextConfig field it must equal.
 SHAPE_KEYS = {"block_count": "num_hidden_layers", "embedding_length": "hidden_size"}
-
-
-def find_gguf(path: Path) -> Path | None:
-    """The .gguf file `--checkpoint` names: the file itself, or the one .gguf of a directory
-    without safetensors; None when the path holds no GGUF checkpoint."""
-    if path.is_file():
-        return path if path.suffix == SUFFIX else None
-    if not path.is_dir() or any(path.glob("*.safetensors")):
-        return None
-    found = sorted(path.glob(f"*{SUFFIX}"))
-    if len(found) > 1:
-        names = ", ".join(p.name for p in found)
-        raise ValueError(f"--checkpoint {path} holds {len(found)} GGUF files ({names}); pass "
-                         "the one to run as --checkpoint DIR/NAME.gguf")
-    return found[0] if found else None
 
 
 def _reader(path: Path):

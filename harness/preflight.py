@@ -49,10 +49,11 @@ def check_run(results: Path, cache: str | None, models: list[registry.ModelSpec]
 def check_gguf(spec: registry.ModelSpec, given: str, cache: str | None) -> bool:
     """Whether `given` is a GGUF checkpoint; refused if it is not `spec` (architecture and
     shapes from its metadata, read once and cached for the run that follows)."""
+    from gemma3.gguf import find_gguf  # here: it imports jax, which most runs' checks never need
     from harness import gguf_source
 
     try:
-        path = gguf_source.find_gguf(Path(given).expanduser())
+        path = find_gguf(Path(given).expanduser())
         if path is not None:
             gguf_source.check_model(spec, path, gguf_source.facts(path, cache))
     except ValueError as e:
