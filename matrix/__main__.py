@@ -4,10 +4,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from contract.registry import load_registry
+
 from .load import ResultsDirError, list_result_files
 from .pipeline import build_block, load_valid
 from .readme import MarkerError, splice, unified_diff
-from .registry import load_registry
 
 
 def main(argv: list[str] | None = None) -> int:

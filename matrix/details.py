@@ -4,8 +4,9 @@ import os
 from pathlib import Path
 from urllib.parse import quote
 
+from contract.checks import CELL_DTYPE
+
 from .escape import Trusted, md
-from .policy import CELL_DTYPE
 from .status import NOT_SUPPORTED, Evidence, cell_text, tests_by_model
 
 NOTHING = "—"

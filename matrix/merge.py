@@ -3,7 +3,8 @@ weight kind (synthetic, real, real quantized) beside it."""
 
 from dataclasses import dataclass
 
-from .evidence import KINDS
+from contract.evidence import KINDS
+
 from .status import NOT_SUPPORTED, RUNS, Evidence, status_text
 
 _KIND_ORDER = {kind: index for index, kind in enumerate(KINDS)}

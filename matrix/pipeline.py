@@ -3,12 +3,13 @@
 from datetime import datetime
 from pathlib import Path
 
-from .code_hash import code_sha256
+from contract.code_hash import code_sha256
+from contract.registry import Model
+
 from .columns import column_for
 from .load import Result, read_result
 from .merge import merge
 from .problem import Problem
-from .registry import Model
 from .render import render_block
 from .status import evidence_from
 from .validate import validate_result

@@ -6,17 +6,20 @@ from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from contract.registry import Model
+
 from .columns import ordered_columns
 from .details import details_row
 from .escape import Trusted, finalize, md
-from .evidence import KINDS
+from .evidence import MARKS
 from .load import Result
 from .merge import Cell
 from .policy import MIN_JAX
-from .registry import GROUPS, Model
 from .status import NEEDS_CHECK, STALE_MARK, cell_text
 
 TEMPLATES = Path(__file__).with_name("templates")
+# Row groups of the table, in display order (as the hand-typed README had them).
+GROUPS = (("it", "Instruction-tuned"), ("pt", "Pre-trained"))
 
 
 def render_block(cells: dict[tuple[str, str], Cell], columns_seen: set[str],
@@ -47,7 +50,7 @@ def _row(model: Model, columns: list[str], cells: dict) -> dict:
 def _legend() -> list[Trusted]:
     # The project's own text (not from results), wrapped like the rest of the legend.
     return [Trusted(textwrap.fill(f"{kind.mark} {kind.legend}.", width=98, initial_indent="- ",
-                                  subsequent_indent="  ")) for kind in KINDS.values()]
+                                  subsequent_indent="  ")) for kind in MARKS.values()]
 
 
 def _cell_text(cell: Cell | None) -> Trusted:

@@ -1,25 +1,18 @@
 """Cross-field rules a JSON Schema cannot express; they run on schema-valid files only."""
 
-import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePath
 
-from .columns import column_for
-from .fields import expected_file_name, parse_nodeid, parse_utc
-from .load import Result
-from .policy import DTYPES, FUTURE_SLACK_HOURS
-from .problem import Problem, json_path
-from .registry import Model
+from contract.checks import DTYPES, OUTCOMES, RAN, parse_nodeid
+from contract.refusal import GIB, ROUNDING_GIB, parse_memory_reason
+from contract.registry import Model
+from contract.results import file_name, parse_utc
 
-_OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed")
-_RAN = {"passed", "failed", "error", "xpassed"}
-# The planner's refusal (harness/planner.py): `needs 58.3 GiB > has 39.4 GiB (...)`, figures
-# rounded to 0.1 GiB; the reference process's own need reads `reference needs ...`.
-_MEMORY_REASON = re.compile(r"(?:reference )?needs ([0-9]+(?:\.[0-9]+)?) GiB > has "
-                            r"([0-9]+(?:\.[0-9]+)?) GiB")
-_GIB = 2**30
-_ROUNDING_GIB = 0.05 + 1e-9  # the reason's figures are rounded to one decimal
+from .columns import column_for
+from .load import Result
+from .policy import FUTURE_SLACK_HOURS
+from .problem import Problem, json_path
 
 
 def rule_problems(result: Result, registry: tuple[Model, ...],
@@ -60,7 +53,7 @@ def _time(provenance: dict, now: datetime | None) -> list:
 
 
 def _file_name(name: str, provenance: dict) -> list:
-    expected = expected_file_name(provenance)
+    expected = file_name(provenance)
     actual = PurePath(name).name
     if actual == expected:
         return []
@@ -72,7 +65,7 @@ def _file_name(name: str, provenance: dict) -> list:
 def _model_entries(provenance: dict, ids: set[str]) -> list:
     found = [
         (json_path(("provenance", "models", key)),
-         f"model id {key!r} is not in matrix/models.json; use a registry id")
+         f"model id {key!r} is not in contract/models.json; use a registry id")
         for key in provenance["models"] if key not in ids
     ]
     for key, entry in provenance["models"].items():
@@ -85,8 +78,8 @@ def _model_entries(provenance: dict, ids: set[str]) -> list:
 def _memory_refusal(entry: dict) -> list:
     """A not_supported model carries the planner's figures, and they agree with each other:
     it needed more than there was, and the reason's rounded figures are the recorded bytes'."""
-    match = _MEMORY_REASON.match(entry["reason"])
-    if match is None:
+    refusal = parse_memory_reason(entry["reason"])
+    if refusal is None:
         message = (f"{entry['reason'][:80]!r} gives no memory figures; a not_supported reason "
                    "is the planner's 'needs X GiB > has Y GiB'")
         return [("reason", message)]
@@ -95,20 +88,20 @@ def _memory_refusal(entry: dict) -> list:
     missing = [(key, null) for key in ("predicted_bytes", "available_bytes") if entry[key] is None]
     if missing:
         return missing
-    needs, has = float(match[1]), float(match[2])
+    needs, has = refusal.needs_gib, refusal.has_gib
     predicted, available = entry["predicted_bytes"], entry["available_bytes"]
     if predicted <= available or needs <= has:
         message = (f"says needs {needs:g} GiB > has {has:g} GiB with predicted_bytes {predicted} "
                    f"and available_bytes {available}: that fits, so it is not a memory refusal")
         return [("reason", message)]
     found = []
-    if needs > predicted / _GIB + _ROUNDING_GIB:  # the reason's need is part of the prediction
+    if needs > predicted / GIB + ROUNDING_GIB:  # the reason's need is part of the prediction
         message = (f"says needs {needs:g} GiB, more than predicted_bytes {predicted} "
-                   f"({predicted / _GIB:.2f} GiB)")
+                   f"({predicted / GIB:.2f} GiB)")
         found.append(("reason", message))
-    if has < available / _GIB - _ROUNDING_GIB:  # available_bytes is the least of all devices
+    if has < available / GIB - ROUNDING_GIB:  # available_bytes is the least of all devices
         message = (f"says has {has:g} GiB, less than available_bytes {available} "
-                   f"({available / _GIB:.2f} GiB)")
+                   f"({available / GIB:.2f} GiB)")
         found.append(("reason", message))
     return found
 
@@ -147,7 +140,7 @@ def _test_problems(index: int, test: dict, entries: dict, ids: set[str]) -> list
         return [(path, message)]
     found = []
     if node.model not in ids:
-        found.append((path, f"model id {node.model!r} is not in matrix/models.json"))
+        found.append((path, f"model id {node.model!r} is not in contract/models.json"))
     if node.dtype not in DTYPES:
         found.append((path, f"dtype {node.dtype!r} is not one of {', '.join(DTYPES)}"))
     found += _metadata_problems(index, test.get("metadata"), node)
@@ -174,7 +167,7 @@ def _entry_messages(entry: dict, node, outcome: str) -> list[str]:
     if node.dtype in DTYPES and node.dtype not in entry["dtypes"]:
         messages.append(f"dtype {node.dtype!r} is missing from provenance.models"
                         f"[{node.model!r}].dtypes")
-    if entry["status"] == "not_supported" and outcome in _RAN:
+    if entry["status"] == "not_supported" and outcome in RAN:
         messages.append(f"model {node.model!r} is recorded not_supported, yet this test ran "
                         f"(outcome {outcome!r})")
     return messages
@@ -185,7 +178,7 @@ def _summary(summary: dict, tests: list) -> list:
     found = [
         (json_path(("summary", outcome)),
          f"says {summary.get(outcome, 0)} but tests[] has {counts[outcome]} {outcome!r}")
-        for outcome in _OUTCOMES if summary.get(outcome, 0) != counts[outcome]
+        for outcome in OUTCOMES if summary.get(outcome, 0) != counts[outcome]
     ]
     if summary["total"] != len(tests):
         message = f"says {summary['total']} but tests[] has {len(tests)} entries"

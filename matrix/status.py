@@ -3,16 +3,27 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+from contract.checks import (
+    CELL_DTYPE,
+    CHECK_ORDER,
+    FAILED,
+    FAILURE_CAUSES,
+    NodeId,
+    parse_nodeid,
+    required_checks,
+)
+from contract.evidence import evidence_kind, kind_required
+from contract.registry import Model
+from contract.results import parse_utc
+
 from .columns import column_for
 from .escape import Trusted, md
-from .evidence import evidence_kind, kind_required, marks
-from .fields import NodeId, major_minor, parse_nodeid, parse_utc
+from .evidence import marks
+from .fields import major_minor
 from .load import Result
-from .policy import CELL_DTYPE, FAILURE_CAUSES, MIN_JAX, STAGE_ORDER, required_checks
-from .registry import Model
+from .policy import MIN_JAX
 
 RUNS, FAILS, NOT_SUPPORTED = "runs", "fails", "not_supported"
-_FAILED_OUTCOMES = {"failed", "error"}
 _STATUS = {
     RUNS: "✅ Runs",
     FAILS: "❌ Fails ({})",
@@ -31,7 +42,7 @@ class Evidence:
     kind: str  # RUNS, FAILS or NOT_SUPPORTED
     detail: str  # the failing stage, or the not-supported reason; "" for RUNS
     time: datetime
-    weights: str | None  # the evidence kind (matrix/evidence.py); None: nothing was loaded
+    weights: str | None  # the evidence kind (contract/evidence.py); None: nothing was loaded
     stale: tuple[str, ...]  # why the result may no longer hold; () when current
     result: Result
 
@@ -79,10 +90,10 @@ def model_verdict(model: Model, entry: dict | None, tests: list,
 
 def first_failing_check(tests: list) -> str | None:
     """The earliest failed or errored check in pipeline order (any dtype), or None."""
-    failing = {node.check for node, test in tests if test["outcome"] in _FAILED_OUTCOMES}
+    failing = {node.check for node, test in tests if test["outcome"] in FAILED}
     if not failing:
         return None
-    order = {check: index for index, check in enumerate(STAGE_ORDER)}
+    order = {check: index for index, check in enumerate(CHECK_ORDER)}
     return min(failing, key=lambda check: (order.get(check, len(order)), check))
 
 

@@ -3,18 +3,16 @@
 import json
 from datetime import datetime
 from functools import cache
-from pathlib import Path
 
 from jsonschema import Draft202012Validator
+
+from contract.registry import Model
+from contract.results import KNOWN_VERSIONS, SCHEMA_DIR
 
 from .leaks import leak_problems
 from .load import NonFinite, Result
 from .problem import Problem, json_path
-from .registry import Model
 from .rules import rule_problems
-
-SCHEMA_DIR = Path(__file__).with_name("schema")
-KNOWN_VERSIONS = (1, 2)
 
 
 def validate_result(result: Result, registry: tuple[Model, ...],

@@ -1,5 +1,5 @@
 """Fixtures of the checks. `python -m harness` runs this directory once per model, in its own
-process, with HARNESS_RUN naming a JSON run spec (harness/runner.py writes it): the model, the
+process, with HARNESS_RUN naming a JSON run spec (harness/run/runner.py writes it): the model, the
 dtypes that fit, the checkpoint, the reference outputs per dtype, the planner's predictions.
 
 Every check is parametrized by `case`, whose id `<model id>-<dtype>` is the key the matrix
@@ -20,19 +20,17 @@ import jax
 import numpy as np
 import pytest
 
-from gemma3 import compile_cache, sharding
-from harness import memory, registry
-from harness.greedy import greedy_parity
-from harness.prompts import make_prompts
-from harness.realtext import capped
-from harness.reference import load_outputs
-from harness.thresholds import bounds
+from contract.bounds import bounds
+from contract.checks import CHECK_ORDER, DTYPE_ORDER, case_id
+from gemma3.runtime import compile_cache, sharding
+from harness.checkpoints import registry
+from harness.memory import measure as memory
+from harness.parity.greedy import greedy_parity
+from harness.parity.prompts import make_prompts
+from harness.parity.realtext import capped
+from harness.reference.store import load_outputs
 
 RUN_ENV = "HARNESS_RUN"
-# Checks run in this order within a case; memory last, so its peak covers all the others.
-CHECK_ORDER = ("load", "logits", "generate", "batch", "multimodal", "realtext", "bf16_fidelity",
-               "speed", "memory")
-DTYPE_ORDER = ("bfloat16", "float32")  # smaller first: a lifetime peak stays per-dtype
 MARKERS = {
     "multimodal_only": "a check that needs the vision tower (4b and up)",
     "real_weights_only": "a check on natural text: meaningless on synthetic (random) weights",
@@ -55,7 +53,7 @@ class Case:
 
     @property
     def id(self) -> str:
-        return f"{self.model}-{self.dtype}"
+        return case_id(self.model, self.dtype)
 
     @property
     def spec(self) -> registry.ModelSpec:

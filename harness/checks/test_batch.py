@@ -3,8 +3,8 @@ position, and a short greedy continuation of both rows, against transformers."""
 
 import numpy as np
 
-from gemma3.generation import generate
-from harness.metrics import compare_logits, first_divergence
+from gemma3.generation.loop import generate
+from harness.parity.metrics import compare_logits, first_divergence
 
 
 def test_batch(model, reference, prompts, limits, logit_scale, case, record):

@@ -3,7 +3,7 @@ the message names the first layer whose hidden state drifted from the reference'
 
 import numpy as np
 
-from harness.metrics import compare_logits, layer_drift
+from harness.parity.metrics import compare_logits, layer_drift
 
 
 def test_logits(model, reference, prompts, limits, case, record):

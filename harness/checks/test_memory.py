@@ -1,8 +1,8 @@
 """memory: the planner's prediction (made before the run) against the measured peak of this
 dtype's checks: device peak_bytes_in_use on GPU/TPU, peak RSS on CPU. Runs last per dtype."""
 
-from harness.memory import measured_peak
-from harness.thresholds import memory_slack
+from contract.bounds import memory_slack
+from harness.memory.measure import measured_peak
 
 
 def test_memory(model, case, run, record):
@@ -15,4 +15,4 @@ def test_memory(model, case, run, record):
     assert measured <= predicted * (1 + slack), (
         f"{case.id}: measured {what} {measured / 2**30:.2f} GiB exceeds the planner's "
         f"prediction {predicted / 2**30:.2f} GiB by more than {slack:.0%}: update "
-        "harness/planner.py so that refusals stay honest")
+        "harness/memory/planner.py so that refusals stay honest")

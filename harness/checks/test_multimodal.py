@@ -4,8 +4,8 @@ last positions (text after the image, which attends to it) against transformers.
 import numpy as np
 import pytest
 
-from harness.metrics import compare_logits
-from harness.prompts import MULTIMODAL_COMPARED
+from harness.parity.metrics import compare_logits
+from harness.parity.prompts import MULTIMODAL_COMPARED
 
 
 @pytest.mark.multimodal_only

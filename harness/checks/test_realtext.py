@@ -1,11 +1,11 @@
 """realtext and bf16_fidelity (real weights only): natural text through both sides.
 
-- realtext: greedy continuations of harness/realtext.py's PROMPTS, token for token against the
-  reference's (a divergence at a near-tie is allowed, as in generate), both sides' texts
-  recorded; and the perplexity of data/realtext/perplexity.txt, ours against the reference's,
-  within realtext.BOUNDS of the dtype.
+- realtext: greedy continuations of harness/parity/realtext.py's PROMPTS, token for token
+  against the reference's (a divergence at a near-tie is allowed, as in generate), both sides'
+  texts recorded; and the perplexity of data/realtext/perplexity.txt, ours against the
+  reference's, within the dtype's perplexity_rel bound (contract/bounds.py).
 - bf16_fidelity (bfloat16): the mean KL of our bf16 logits of that text to the fp32
-  reference's, at most realtext.BF16_KL_FACTOR times transformers' own bf16 KL to it.
+  reference's, at most BF16_KL_FACTOR times transformers' own bf16 KL to it.
 """
 
 from pathlib import Path
@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gemma3.generation import generate
-from harness import realtext
-from harness.greedy import greedy_parity
-from harness.reference import load_meta
+from contract.bounds import BF16_KL_FACTOR
+from gemma3.generation.loop import generate
+from harness.parity import realtext
+from harness.parity.greedy import greedy_parity
+from harness.reference.store import load_meta
 
 pytestmark = pytest.mark.real_weights_only
 
@@ -35,7 +36,7 @@ def text_run(model, reference) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="session")
 def tokenizer(run):
     """gemma3's own tokenizer of the checkpoint, to decode our continuations."""
-    from gemma3.tokenizer import Tokenizer
+    from gemma3.inputs.tokenizer import Tokenizer
 
     path = Path(run["checkpoint"])
     return Tokenizer.from_gguf(path) if path.suffix == ".gguf" else Tokenizer.from_directory(path)
@@ -46,7 +47,7 @@ def test_realtext(model, reference, text_run, tokenizer, limits, case, run, reco
     runs, ours = _continuations(model, reference, tie)
     logprobs = text_run[0]
     mine, theirs = realtext.perplexity(logprobs), realtext.perplexity(reference["text_logprobs"])
-    bound = realtext.BOUNDS[case.dtype].perplexity_rel
+    bound = limits.perplexity_rel
     texts = load_meta(Path(run["reference_dirs"][case.dtype]))["realtext"]
     steps = [r.first_divergent_step for r in runs]
     record({"perplexity": mine, "reference_perplexity": theirs,
@@ -96,7 +97,7 @@ def test_bf16_fidelity(reference, text_run, case, run, record):
     theirs = realtext.mean_kl(fp32["text_kl_logits"], reference["text_kl_logits"])
     record({"kl_to_fp32": ours, "reference_kl_to_fp32": theirs,
             "kl_ratio": ours / theirs if theirs else None, "positions": len(positions)})
-    assert ours <= realtext.BF16_KL_FACTOR * theirs, (
+    assert ours <= BF16_KL_FACTOR * theirs, (
         f"{case.id}: our bf16 logits of the real text are further from the fp32 reference "
-        f"(mean KL {ours:.3g}) than {realtext.BF16_KL_FACTOR}x transformers' own bf16 "
+        f"(mean KL {ours:.3g}) than {BF16_KL_FACTOR}x transformers' own bf16 "
         f"({theirs:.3g})")

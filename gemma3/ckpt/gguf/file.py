@@ -1,0 +1,188 @@
+"""The GGUF reader (the `gguf` package parses the file): metadata, tensor records, and each
+tensor dequantized with the package's own dequantizer (`gguf.quants.dequantize`: every type it
+supports), a chunk of rows at a time into float32, corrected (norm weights are stored as 1 + w)
+and cast to the target dtype, its file pages dropped after each chunk. Names map through
+gemma3.ckpt.gguf.names and are checked as a bijection by gemma3.ckpt.weights.match_tensors
+(`plan`); gemma3.ckpt.loading puts the tensors on the devices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import mmap
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gemma3.ckpt.errors import CheckpointError, LoadError
+from gemma3.ckpt.gguf import names
+from gemma3.ckpt.host_copy import check_finite
+from gemma3.ckpt.weights import match_tensors
+
+SUFFIX = ".gguf"
+DEQUANT_CHUNK_BYTES = 32 * 2**20  # float32 bytes dequantized at once
+
+
+class GGUFError(CheckpointError):
+    """A GGUF file that cannot be read as a Gemma 3 checkpoint."""
+
+
+def find_gguf(path_or_hub_id) -> Path | None:
+    """The GGUF file a checkpoint argument names: a .gguf file, or a directory holding exactly
+    one .gguf and no safetensors (a directory with safetensors is a safetensors checkpoint).
+    None when it names no GGUF."""
+    path = Path(path_or_hub_id).expanduser()
+    if path.is_file() and path.suffix == SUFFIX:
+        return path
+    if not path.is_dir() or any(path.glob("*.safetensors")):
+        return None
+    found = sorted(path.glob(f"*{SUFFIX}"))
+    if len(found) > 1:
+        raise GGUFError(f"{path} holds {len(found)} GGUF files ({', '.join(f.name for f in found)});"
+                        " pass the one to load as --checkpoint / from_pretrained(path/to/file.gguf)")
+    return found[0] if found else None
+
+
+def _gguf():
+    try:
+        import gguf
+    except ImportError:
+        raise GGUFError("reading GGUF files needs the gguf package: pip install 'gguf>=0.17' "
+                        "(or gemma3-jax[gguf])") from None
+    return gguf
+
+
+@dataclasses.dataclass(frozen=True)
+class GGUFTensor:
+    """One tensor of the file, with its shape in torch's axis order (GGUF lists it reversed)."""
+
+    name: str
+    file: Path
+    shape: tuple[int, ...]
+    ggml_type: str
+    nbytes: int
+    tensor: Any = dataclasses.field(repr=False, compare=False)  # the package's ReaderTensor
+
+
+@dataclasses.dataclass(frozen=True)
+class GGUFFile:
+    """What we keep of a parsed file: its metadata, its tensors and the memory map. The
+    package's reader itself is dropped: its parsed fields (262k tokens) take ~0.5 GB."""
+
+    path: Path
+    metadata: dict[str, Any]
+    tensors: list[GGUFTensor]
+    data: Any  # the np.memmap of the whole file
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_file(path: str, size: int, mtime_ns: int) -> GGUFFile:
+    try:
+        reader = _gguf().GGUFReader(path, "r")
+    except (ValueError, OSError) as e:
+        raise GGUFError(f"{path} could not be read as a GGUF file: {e}") from None
+    metadata = {key: field.contents() for key, field in reader.fields.items()
+                if not key.startswith("GGUF.")}
+    records = [GGUFTensor(t.name, Path(path), tuple(int(d) for d in reversed(t.shape)),
+                          t.tensor_type.name, int(t.n_bytes), t) for t in reader.tensors]
+    return GGUFFile(Path(path), metadata, records, reader.data)
+
+
+def open_gguf(path: str | Path) -> GGUFFile:
+    """The parsed file (parsing the metadata of a 262k-token vocabulary takes seconds, so the
+    last file opened is kept, keyed by path, size and mtime)."""
+    path = Path(path)
+    stat = path.stat()
+    return _cached_file(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """Every metadata key of the file with its value (strings, numbers, lists)."""
+    return dict(open_gguf(path).metadata)
+
+
+def tensor_types(path: str | Path) -> dict[str, int]:
+    """How many tensors of each GGML type the file holds, e.g. {"F32": 109, "Q4_K": 27}."""
+    counts = Counter(t.ggml_type for t in open_gguf(path).tensors)
+    return dict(sorted(counts.items()))
+
+
+def tensors(path: str | Path) -> list[GGUFTensor]:
+    return list(open_gguf(path).tensors)
+
+
+def supported_types() -> set[str]:
+    """The GGML types the package can dequantize."""
+    gguf = _gguf()
+    types = gguf.GGMLQuantizationType
+    return {types.F32.name, types.F16.name} | {t.name for t in gguf.quants._type_traits}
+
+
+def dequantize(record: GGUFTensor, dtype, release=None, finite_check=None) -> np.ndarray:
+    """The tensor in torch's axis order as a new `dtype` array (see row_chunks)."""
+    out = np.empty(record.shape, dtype)
+    for start, rows in row_chunks(record, dtype, release, finite_check):
+        out[start:start + len(rows)] = rows
+    return out
+
+
+def row_chunks(record: GGUFTensor, dtype, release=None, finite_check=None):
+    """(first row, rows as `dtype`), dequantized a chunk of rows at a time into float32, then
+    corrected and cast, so only a chunk is ever held in float32; norm weights come back as w
+    (the file stores 1 + w). `release` runs after each chunk; finite_check names the tensor in
+    the NaN/Inf error (None: not checked)."""
+    gguf = _gguf()
+    data, qtype = record.tensor.data, record.tensor.tensor_type
+    shift = names.stored_as_one_plus(record.name)
+    if len(record.shape) == 0 or 0 in record.shape:
+        return
+    # Rows of a 2-D (or higher) tensor are whole blocks; a 1-D one is dequantized at once.
+    row_bytes = 4 * int(np.prod(record.shape[1:], dtype=np.int64))
+    step = max(1, DEQUANT_CHUNK_BYTES // row_bytes) if len(record.shape) > 1 else record.shape[0]
+    for start in range(0, record.shape[0], step):
+        rows = np.asarray(gguf.quants.dequantize(data[start:start + step], qtype), np.float32)
+        # In float32 before the cast, as transformers does (`weights - 1`, then `.to(dtype)`).
+        out = np.asarray(rows - np.float32(1) if shift else rows, dtype)
+        del rows
+        check_finite(out, 0, start, finite_check, record.shape)
+        yield start, out
+        if release is not None:
+            release()
+
+
+def releaser(file: GGUFFile, record: GGUFTensor):
+    """Drops the tensor's mapped file pages from the process (they are read again if needed)."""
+    mm = getattr(file.data, "_mmap", None)
+    if mm is None:
+        return None
+    start = record.tensor.data_offset
+    first = start // mmap.PAGESIZE * mmap.PAGESIZE
+    return lambda: mm.madvise(mmap.MADV_DONTNEED, first, start + record.nbytes - first)
+
+
+def same_values(a: GGUFTensor, b: GGUFTensor) -> bool:
+    return np.array_equal(dequantize(a, np.float32), dequantize(b, np.float32))
+
+
+def plan(path: str | Path, params: dict) -> dict:
+    """GGUF tensors matched to parameters (gemma3.ckpt.weights.match_tensors: one error listing
+    every unexpected, missing, misshapen or undecodable tensor)."""
+    records = tensors(path)
+    known = supported_types()
+    bad = [f"{r.name} in {r.file.name} has type {r.ggml_type}, which the gguf package cannot "
+           "dequantize" for r in records if r.ggml_type not in known]
+    try:
+        matched = match_tensors(records, params, f"GGUF file {path} does not match the Gemma 3 "
+                                "model its metadata describes",
+                                canonical=names.canonical_name, same_values=same_values)
+    except LoadError as e:
+        if not bad:
+            raise
+        raise LoadError(f"{e}\n  " + "\n  ".join(bad)) from None
+    if bad:
+        raise LoadError(f"GGUF file {path} has tensors of unsupported types "
+                        f"({len(bad)} problem(s)):\n  " + "\n  ".join(bad))
+    return matched

@@ -1,0 +1,88 @@
+"""Copies out of memory-mapped checkpoint files into host arrays of the load dtype: in chunks
+(dropping each chunk's file pages after it), 64-byte aligned (so XLA:CPU adopts the buffer
+without another copy), and checked for NaN/Inf on the way. Both readers (safetensors, GGUF)
+and the placer use these; none of them knows the others."""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+
+from gemma3.ckpt.errors import NonFiniteError
+
+COPY_CHUNK_BYTES = 32 * 2**20  # file bytes resident at once while a tensor is copied out
+CHECK_BLOCK = 2**18  # elements checked for NaN/Inf at once: cache-sized, so the check stays cheap
+# Float dtype -> (same-size unsigned int, mask without the sign bit, exponent all ones): a value
+# is NaN or Inf exactly when its bits without the sign are >= the all-ones exponent.
+FLOAT_BITS = {
+    np.dtype(ml_dtypes.bfloat16): (np.uint16, 0x7FFF, 0x7F80),
+    np.dtype(np.float16): (np.uint16, 0x7FFF, 0x7C00),
+    np.dtype(np.float32): (np.uint32, 0x7FFF_FFFF, 0x7F80_0000),
+}
+
+
+def aligned_empty(shape, dtype, alignment: int = 64) -> np.ndarray:
+    """np.empty on a 64-byte boundary: XLA:CPU adopts such a buffer without copying it
+    (jax.device_put(may_alias=True)); numpy's own large allocations sit 16 bytes off one."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    raw = np.empty(nbytes + alignment, np.uint8)
+    start = -raw.ctypes.data % alignment
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
+def copy_out(view: np.ndarray, dtype, release=None, finite_check: str | None = None
+             ) -> np.ndarray:
+    """view (of the mapped file, maybe transposed) as a new C-ordered array of `dtype`, copied
+    in chunks along its file-major axis (the largest stride), calling `release` after each
+    chunk so at most a chunk of the file is resident besides the copy.
+
+    finite_check: the tensor's description ("model.norm.weight in model.safetensors"); when
+    given, each chunk is checked for NaN and Inf as it is copied, and NonFiniteError names it."""
+    if release is None or view.ndim == 0 or view.size == 0:
+        out = np.array(view, dtype=dtype, order="C")
+        check_finite(out, None, 0, finite_check, out.shape)
+        return out
+    out = aligned_empty(view.shape, dtype)
+    axis = int(np.argmax(np.abs(view.strides)))
+    step = max(1, COPY_CHUNK_BYTES // max(abs(view.strides[axis]), 1))
+    for start in range(0, view.shape[axis], step):
+        chunk = (slice(None),) * axis + (slice(start, start + step),)
+        out[chunk] = view[chunk]
+        release()
+        check_finite(out[chunk], axis, start, finite_check, out.shape)
+    return out
+
+
+def check_finite(chunk: np.ndarray, axis, start: int, name: str | None, shape) -> None:
+    """Raises NonFiniteError naming `name` when `chunk` (rows `start`... of `shape` along
+    `axis`) holds NaN or Inf; name None: not checked."""
+    if name is None:
+        return
+    bad = first_nonfinite(chunk)
+    if bad is not None:
+        where = np.unravel_index(bad, chunk.shape)
+        value, index = chunk[where], [int(i) for i in where]
+        if axis is not None:
+            index[axis] += start
+        raise NonFiniteError(
+            f"{name} holds non-finite values (first: {float(value)} at index "
+            f"{index} of the loaded {list(shape)} array): the checkpoint is "
+            "corrupt, and the model would silently produce garbage. Pass "
+            "allow_nonfinite=True to from_pretrained to load it anyway.")
+
+
+def first_nonfinite(a: np.ndarray) -> int | None:
+    """The flat (C-order) index of the first NaN or Inf in `a`, or None. Float types are read
+    by their exponent bits in cache-sized blocks: several times faster than np.isfinite."""
+    bits = FLOAT_BITS.get(a.dtype)
+    if bits is None or not a.flags.c_contiguous:
+        bad = np.flatnonzero(~np.isfinite(a))
+        return int(bad[0]) if bad.size else None
+    uint, mask, exponent = bits
+    flat = a.reshape(-1).view(uint)
+    for start in range(0, flat.size, CHECK_BLOCK):
+        magnitude = flat[start:start + CHECK_BLOCK] & mask
+        if magnitude.max() >= exponent:
+            return start + int(np.flatnonzero(magnitude >= exponent)[0])
+    return None

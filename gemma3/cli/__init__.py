@@ -1,0 +1,1 @@
+"""The `gemma3` command line: options, the generate command, signal handling."""

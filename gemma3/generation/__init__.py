@@ -1,0 +1,1 @@
+"""Generation: the compiled prefill and decode loop (`generate`) and the sampling strategies."""

@@ -1,0 +1,61 @@
+"""The runner's per-model outcomes: refused by the planner, or failed with the cause when a
+model process dies; and the result file still validates."""
+
+from pathlib import Path
+
+import pytest
+
+from harness.checkpoints import registry
+from harness.checkpoints import resolve as checkpoints
+from harness.run import runner
+from harness.run.results import ResultFile
+from harness.system.processes import Finished
+from tests.harness.run.test_results import provenance, validate
+
+GiB = 2**30
+
+
+def machine(free_gib: float) -> dict:
+    return {"backend": "cpu", "available_bytes": int(free_gib * GiB),
+            "reference": {"device": "cpu", "memory_bytes": int(free_gib * GiB)}}
+
+
+def options(tmp_path, **kw) -> runner.Options:
+    return runner.Options(models=[], dtypes=["float32", "bfloat16"], checkpoint=None,
+                          backend=None, seed=0, results=tmp_path, timeout=60.0,
+                          cache=str(tmp_path), threads=1, command="python -m harness", **kw)
+
+
+@pytest.fixture
+def no_writes(monkeypatch, tmp_path):
+    fake = checkpoints.Checkpoint(Path(tmp_path), "synthetic:0", "synthetic:x:0:w0")
+    monkeypatch.setattr(checkpoints, "resolve", lambda *a, **k: fake)
+
+
+def test_a_model_too_large_is_refused_without_writing_weights(tmp_path):
+    entry, tests, _ = runner.run_model(registry.get("gemma-3-27b-it"), options(tmp_path),
+                                       machine(20), lambda *a: None)
+    assert entry["status"] == "not_supported" and tests == [] and entry["dtypes"] == []
+    assert entry["reason"].startswith("needs ") and "> has 20.0 GiB" in entry["reason"]
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_a_reference_killed_by_the_oom_killer_fails_the_model(monkeypatch, tmp_path, no_writes):
+    monkeypatch.setattr(runner, "run_child", lambda *a, **k: Finished(-9, False, 1.0, []))
+    entry, tests, _ = runner.run_model(registry.get("gemma-3-270m"), options(tmp_path),
+                                       machine(20), lambda *a: None)
+    assert entry["status"] == "failed" and tests == []
+    assert entry["reason"] == ("oom: process killed (exit -9) while running the transformers "
+                               "reference")
+
+
+def test_checks_that_time_out_fail_the_model(monkeypatch, tmp_path, no_writes):
+    monkeypatch.setattr(runner, "_reference", lambda *a: None)
+    monkeypatch.setattr(runner, "_checks",
+                        lambda *a: (Finished(-9, True, 60.0, ["...test_generate"]), None))
+    entry, _, _ = runner.run_model(registry.get("gemma-3-1b-it"), options(tmp_path),
+                                   machine(20), lambda *a: None)
+    assert entry["reason"] == "timeout: running the JAX checks ran past 60 s"
+    out = ResultFile(tmp_path / "results", provenance())
+    out.add_model("gemma-3-1b-it", entry, [])
+    assert validate(out.write())[1] == []
