@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
-from gemma3.config.layer_types import GLOBAL, SLIDING, layer_types_from_pattern
+from gemma3.config.layer_types import GLOBAL, SLIDING, LayerType, layer_types_from_pattern
 from gemma3.config.special_tokens import BOI_ID, BOS_ID, EOI_ID, EOS_ID, IMAGE_TOKEN_ID, PAD_ID
 
 # transformers' Gemma3TextConfig defaults: what a minimal nested hub config leaves out.
@@ -77,6 +78,7 @@ def read_text(raw: dict[str, Any], source: str = "config.json") -> dict[str, Any
     problems = Problems(source)
     text = _text(Fields(raw, TEXT_DEFAULTS, "", problems))
     problems.raise_if_any()
+    assert text is not None  # _text returns None only after recording a problem, raised above
     return text
 
 
@@ -84,6 +86,7 @@ def read_vision(raw: dict[str, Any], source: str = "vision_config") -> dict[str,
     problems = Problems(source)
     vision = _vision(Fields(raw, VISION_DEFAULTS, "", problems))
     problems.raise_if_any()
+    assert vision is not None  # _vision returns None only after recording a problem, raised above
     return vision
 
 
@@ -126,7 +129,8 @@ class Fields:
         value = self.c.get(key, _MISSING)
         if _is_int(value) and value > 0:
             return value
-        return self.bad(key, value, "a positive integer")
+        self.bad(key, value, "a positive integer")
+        return None
 
     def token_id(self, key: str, default: int, vocab: int | None = None) -> int | None:
         """null takes the default (transformers allows null token ids)."""
@@ -136,7 +140,8 @@ class Fields:
         if _is_int(value) and value >= 0 and (vocab is None or value < vocab):
             return value
         limit = "" if vocab is None else f" below vocab_size {vocab}"
-        return self.bad(key, value, f"a token id (an integer >= 0{limit}) or null")
+        self.bad(key, value, f"a token id (an integer >= 0{limit}) or null")
+        return None
 
     def eps(self, key: str) -> float | None:
         value = self.c.get(key, _MISSING)
@@ -144,13 +149,15 @@ class Fields:
         if isinstance(value, float) and math.isfinite(value) and value >= 0:
             return value
         hint = " (transformers refuses an integer here)" if _is_int(value) else ""
-        return self.bad(key, value, f"a finite float >= 0, such as 1e-06{hint}")
+        self.bad(key, value, f"a finite float >= 0, such as 1e-06{hint}")
+        return None
 
     def number(self, key: str, value: Any) -> float | None:
         """A positive finite int or float (RoPE dicts, which transformers does not type-check)."""
         if _is_number(value) and value > 0:
             return float(value)
-        return self.bad(key, value, "a positive finite number")
+        self.bad(key, value, "a positive finite number")
+        return None
 
     def boolean(self, key: str, default: bool, nullable: bool = False) -> bool | None:
         value = self.c.get(key, default)
@@ -158,7 +165,8 @@ class Fields:
             return default
         if isinstance(value, bool):
             return value
-        return self.bad(key, value, "true or false")
+        self.bad(key, value, "true or false")
+        return None
 
     def section(self, key: str, defaults: dict) -> Fields | None:
         """A nested dict (text_config, vision_config); null or absent -> None."""
@@ -166,10 +174,11 @@ class Fields:
         if value is None:
             return None
         if not isinstance(value, dict):
-            return self.bad(key, value, "a JSON object or null")
+            self.bad(key, value, "a JSON object or null")
+            return None
         return Fields(value, defaults, f"{self.prefix}{key}.", self.problems)
 
-    def types(self, table: dict[str, tuple[type, ...]]) -> None:
+    def types(self, table: Mapping[str, tuple[type, ...]]) -> None:
         for key, allowed in table.items():
             value = self.c.get(key, _MISSING)
             if value is not _MISSING and not _has_type(value, allowed):
@@ -223,7 +232,7 @@ def _text(f: Fields) -> dict[str, Any] | None:
         "num_key_value_heads", "head_dim", "query_pre_attn_scalar", "sliding_window",
         "max_position_embeddings")}
     _check_heads(f, sizes)
-    values = dict(
+    values: dict[str, Any] = dict(
         **sizes,
         layer_types=_layer_types(f),
         rope_local=_rope(f, SLIDING),
@@ -261,7 +270,8 @@ def _softcap(f: Fields) -> float | None:
         return None
     if isinstance(value, float) and math.isfinite(value) and value != 0:
         return value
-    return f.bad("final_logit_softcapping", value, "null or a nonzero finite float, such as 30.0")
+    f.bad("final_logit_softcapping", value, "null or a nonzero finite float, such as 30.0")
+    return None
 
 
 def _vision(f: Fields) -> dict[str, Any] | None:
@@ -274,7 +284,7 @@ def _vision(f: Fields) -> dict[str, Any] | None:
     # vision_use_head=true builds SigLIP's pooling head, which Gemma 3 never runs: its tensors
     # are skipped by name (gemma3.ckpt.weights.UNUSED); only the flag's type is checked here.
     f.types(UNUSED_VISION_TYPES)
-    values = {k: f.positive_int(k) for k in (
+    values: dict[str, int | float | None] = {k: f.positive_int(k) for k in (
         "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
         "image_size", "patch_size", "num_channels")}
     values["layer_norm_eps"] = f.eps("layer_norm_eps")
@@ -293,7 +303,8 @@ def _refuse_unsupported(f: Fields) -> None:
     """Options transformers accepts for Gemma 3 that no Gemma 3 release uses and we don't run."""
     activation = f.get("hidden_activation")
     if not isinstance(activation, str):
-        activation = f.bad("hidden_activation", activation, "a string ('gelu_pytorch_tanh')")
+        f.bad("hidden_activation", activation, "a string ('gelu_pytorch_tanh')")
+        activation = None
     checks = [("hidden_activation", "gelu_pytorch_tanh", activation),
               ("attention_bias", False, f.boolean("attention_bias", False)),
               ("tie_word_embeddings", True, f.boolean("tie_word_embeddings", True)),
@@ -314,7 +325,8 @@ def _layer_types(f: Fields) -> tuple[str, ...] | None:
     types = f.get("layer_types")
     if types is not None:
         if not isinstance(types, list):
-            return f.bad("layer_types", types, f"a list of {SLIDING!r} or {GLOBAL!r}, one per layer")
+            f.bad("layer_types", types, f"a list of {SLIDING!r} or {GLOBAL!r}, one per layer")
+            return None
         bad = [i for i, t in enumerate(types) if t not in (SLIDING, GLOBAL)]
         for i in bad[:3]:
             f.bad(f"layer_types[{i}]", types[i], f"{SLIDING!r} or {GLOBAL!r}")
@@ -327,9 +339,10 @@ def _layer_types(f: Fields) -> tuple[str, ...] | None:
     # The key was renamed to `_sliding_window_pattern`; read both spellings (transformers 5.24
     # reads only the first and would fall back to 6).
     keys = [k for k in ("sliding_window_pattern", "_sliding_window_pattern") if k in f.c]
-    patterns = {f.positive_int(k) for k in keys}
-    if None in patterns or num_layers is None:
+    found = [f.positive_int(k) for k in keys]
+    if None in found or num_layers is None:
         return None
+    patterns = {p for p in found if p is not None}  # no None left: the filter only narrows
     if len(patterns) > 1:
         f.problems.note(f"has {f.prefix}sliding_window_pattern and _sliding_window_pattern "
                         f"disagreeing: {sorted(patterns)}")
@@ -337,15 +350,17 @@ def _layer_types(f: Fields) -> tuple[str, ...] | None:
     return layer_types_from_pattern(num_layers, patterns.pop() if patterns else 6)
 
 
-def _rope(f: Fields, layer_type: str) -> dict[str, float] | None:
+def _rope(f: Fields, layer_type: LayerType) -> dict[str, float] | None:
     all_params = f.get("rope_parameters") or {}
     if not isinstance(all_params, dict):
-        return f.bad("rope_parameters", all_params, "a JSON object keyed by layer type, or null")
+        f.bad("rope_parameters", all_params, "a JSON object keyed by layer type, or null")
+        return None
     params, key = all_params.get(layer_type) or {}, f"rope_parameters.{layer_type}"
     scaling = f.get("rope_scaling") if layer_type == GLOBAL else None
     for name, value in ((key, params), ("rope_scaling", scaling or {})):
         if not isinstance(value, dict):
-            return f.bad(name, value, "a JSON object or null")
+            f.bad(name, value, "a JSON object or null")
+            return None
     params = {**params, **(scaling or {})}  # legacy: rope_scaling applies to global layers only
     legacy = "rope_theta" if layer_type == GLOBAL else "rope_local_base_freq"
     theta_key = f"{key}.rope_theta" if "rope_theta" in params else legacy
