@@ -16,8 +16,10 @@ import os
 import signal
 import threading
 
-EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + signal number, as shells report
-WORDS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+# Exit statuses are 128 + signal number, as shells report. Keyed by plain int: the wakeup pipe
+# hands the watcher bare signal numbers (Signals is an IntEnum: its members hash as those ints).
+EXIT_STATUS: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
+WORDS: dict[int, str] = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
 
 
 def exit_on_signals(prog: str) -> None:
