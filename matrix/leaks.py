@@ -13,8 +13,8 @@ _PATH_FIELDS = (("root",), ("provenance", "command"))
 def leak_problems(name: str, data) -> list[Problem]:
     """Problems for every token-like string (keys too) and every home path in the path fields."""
     problems = [
-        Problem(name, json_path(path), _token_message(text)) for path, text in _strings(data)
-        if _TOKEN.search(text)
+        Problem(name, json_path(path), _token_message(found.group()))
+        for path, text in _strings(data) if (found := _TOKEN.search(text))
     ]
     for field in _PATH_FIELDS:
         value = _get(data, field)
@@ -26,8 +26,7 @@ def leak_problems(name: str, data) -> list[Problem]:
     return problems
 
 
-def _token_message(text: str) -> str:
-    found = _TOKEN.search(text).group()
+def _token_message(found: str) -> str:
     # Show only the start: the message itself must not republish the secret.
     return (
         f"contains what looks like an access token ({found[:6]}…); remove it from the file "

@@ -43,7 +43,9 @@ def list_result_files(results_dir: Path) -> list[Path]:
     try:
         mode = results_dir.stat().st_mode  # the folder itself may be a link to a folder
     except OSError as exc:
-        raise ResultsDirError(f"--results {results_dir}: {exc.strerror.lower()}; pass the "
+        # strerror is always set on what stat raises; str(exc) only satisfies its Optional type
+        reason = (exc.strerror or str(exc)).lower()
+        raise ResultsDirError(f"--results {results_dir}: {reason}; pass the "
                               "folder of result files (default: results/)") from None
     if not stat.S_ISDIR(mode):
         raise ResultsDirError(f"--results {results_dir}: is a {_kind(mode)}, not a folder of "

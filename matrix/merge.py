@@ -7,7 +7,8 @@ from contract.evidence import KINDS
 
 from .status import NOT_SUPPORTED, RUNS, Evidence, status_text
 
-_KIND_ORDER = {kind: index for index, kind in enumerate(KINDS)}
+# Keyed by Evidence.weights, None where nothing was loaded (a refusal): .get gives that 0.
+_KIND_ORDER: dict[str | None, int] = {kind: index for index, kind in enumerate(KINDS)}
 
 
 @dataclass(frozen=True)

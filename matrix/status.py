@@ -113,6 +113,7 @@ def tests_by_model(tests: list) -> dict[str, list[tuple[NodeId, dict]]]:
     grouped: dict[str, list] = {}
     for test in tests:
         node = parse_nodeid(test["nodeid"])
+        assert node is not None  # valid files only: validation refused node ids that do not parse
         grouped.setdefault(node.model, []).append((node, test))
     return grouped
 
