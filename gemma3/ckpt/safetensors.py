@@ -199,7 +199,7 @@ class TensorReader:
     """Memory-maps each file once; `read` copies one tensor out and drops its pages from the
     process, so the resident set stays near the converted model, not model + file."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._maps: dict[Path, mmap.mmap] = {}
 
     def read(self, info: TensorInfo, convert=np.array) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -160,7 +161,8 @@ def match_tensors(tensors: list, params: dict, mismatch: str, *, same_values,
     name -> canonical name; same_values(a, b): whether two records hold equal tensors (the
     tied-head check). Returns {parameter path: (record, Transform)}; raises one LoadError
     listing every unexpected, missing, duplicated or misshapen tensor."""
-    problems, plan, tied = [], {}, []
+    plan: dict[ParamPath, tuple[Any, Transform]] = {}  # path -> (record, Transform)
+    problems, tied = [], []
     for info in tensors:
         name = canonical(info.name)
         if name in TIED_HEADS:

@@ -61,7 +61,7 @@ def config_from_metadata(meta: dict[str, Any], source: str,
         raise GGUFConfigError(f"{source} has {ARCHITECTURE}.attention.value_length {value_length}"
                               f" != key_length {shape['head_dim']}; Gemma 3 uses one head_dim")
     text = base.text
-    stated = {
+    stated: dict[str, Any] = {  # TextConfig fields of several types, passed by name
         "vocab_size": _vocab_size(meta, source, text.vocab_size),
         "max_position_embeddings": int(meta.get(f"{ARCHITECTURE}.context_length",
                                                 text.max_position_embeddings)),
