@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+from typing import SupportsFloat, cast
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +20,10 @@ def _check(condition, value, message: str) -> None:
     # numbers; they were checked when the object was made.
     if isinstance(value, (str, bytes, bool)):
         raise TypeError(f"{message}; got {type(value).__name__} {value!r}")
-    if isinstance(value, numbers.Number) and not (math.isfinite(value) and condition(value)):
+    # numbers.Number declares no float conversion, hence the cast (for mypy only: a complex
+    # value still reaches isfinite and raises its TypeError there, as it always did).
+    if isinstance(value, numbers.Number) and not (math.isfinite(cast(SupportsFloat, value))
+                                                  and condition(value)):
         raise ValueError(f"{message}; got {value}")
 
 

@@ -139,7 +139,8 @@ def check_sampler(sampler, vocab_size: int) -> None:
         raise TypeError(f"sampler must be a sampling strategy instance such as gemma3.Greedy() "
                         f"or gemma3.TopK(40), got {what} {sampler!r}")
     k = getattr(sampler, "k", None)
-    if isinstance(k, numbers.Integral) and k > vocab_size:
+    # int(): numbers.Integral declares no comparison; for an Integral it is the same number.
+    if isinstance(k, numbers.Integral) and int(k) > vocab_size:
         raise ValueError(f"sampler {sampler!r} has top_k {k}, more than the model's vocabulary "
                          f"of {vocab_size} tokens")
 

@@ -37,6 +37,7 @@ def causal_mask(
     k = jnp.broadcast_to(key_index, key_valid.shape)[:, None, :]
     allowed = k <= q
     if query_block is not None:
+        assert key_block is not None  # block ids come in pairs: the model passes both or neither
         same_block = (query_block[:, :, None] == key_block[:, None, :]) & (
             query_block[:, :, None] > 0
         )
