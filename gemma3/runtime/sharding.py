@@ -24,7 +24,7 @@ import re
 import jax
 import numpy as np
 from flax import nnx
-from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
+from jax.sharding import AbstractMesh, AxisType, Mesh, NamedSharding, PartitionSpec
 
 from gemma3.runtime.distributed import initialize_distributed
 
@@ -105,8 +105,9 @@ def _auto(mesh: Mesh) -> Mesh:
     return Mesh(mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * len(mesh.axis_names))
 
 
-def model_mesh(model) -> Mesh | None:
+def model_mesh(model) -> Mesh | AbstractMesh | None:
     """The mesh a model's parameters live on, or None for an unsharded model."""
+    # A NamedSharding may hold an AbstractMesh (shapes only, as under tracing): returned as is.
     for _, value in nnx.to_flat_state(nnx.state(model, nnx.Param)):
         sharding = getattr(value.get_value(), "sharding", None)
         if isinstance(sharding, NamedSharding) and sharding.mesh.size > 1:
@@ -122,10 +123,10 @@ def logical_spec(letters: str, shape, sizes: dict[str, int], table: dict[str, st
                  name: str, problems: list[str]) -> PartitionSpec:
     """The PartitionSpec of an array whose axes are `letters`; appends to `problems` for an axis
     its mesh axis does not divide (unless it falls back to replication)."""
-    spec = []
+    spec: list[str | None] = []
     for letter, dim in zip(letters, shape, strict=True):
         axis = table.get(letter)
-        size = sizes.get(axis, 1)
+        size = 1 if axis is None else sizes.get(axis, 1)
         if axis is None or size == 1 or axis in spec:
             spec.append(None)
         elif dim % size == 0:
@@ -156,7 +157,8 @@ def parameter_specs(model, sizes: dict[str, int]) -> dict[ParamPath, PartitionSp
     """PartitionSpec of every parameter of `model` (real or from nnx.eval_shape) for mesh axis
     sizes such as {'fsdp': 2, 'tp': 4}. Raises one ShardingError listing every parameter kind
     the mesh does not divide."""
-    specs, problems = {}, []
+    specs: dict[ParamPath, PartitionSpec] = {}
+    problems: list[str] = []
     for path, value in nnx.to_flat_state(nnx.state(model, nnx.Param)):
         letters = weight_axes(path, len(value.shape))
         specs[path] = PartitionSpec() if letters is None else logical_spec(
