@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
                 _say(f"{spec.id}: {side} {dtype}")
                 runs.append({"model": spec.id, "side": side, "dtype": dtype,
                              **_run_child(side, directory, dtype, args)})
-    report = {"machine": _machine(), "settings": vars(args), "runs": runs,
+    report: dict[str, Any] = {"machine": _machine(), "settings": vars(args), "runs": runs,
               "ratios": ratios(runs)}
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(machine_line(report["machine"]))
@@ -164,12 +165,13 @@ def ratios(runs: list[dict]) -> list[dict]:
                 best = {side: max(((r[key][shape], r["dtype"]) for r in mine
                                    if r["side"] == side and shape in r[key]), default=None)
                         for side in ("jax", "torch")}
-                if None in best.values():
+                ours, theirs = best["jax"], best["torch"]
+                if ours is None or theirs is None:
                     continue
                 rows.append({"model": model, "metric": metric, "shape": int(shape),
-                             "jax": best["jax"][0], "jax_dtype": best["jax"][1],
-                             "torch": best["torch"][0], "torch_dtype": best["torch"][1],
-                             "ratio": best["jax"][0] / best["torch"][0]})
+                             "jax": ours[0], "jax_dtype": ours[1],
+                             "torch": theirs[0], "torch_dtype": theirs[1],
+                             "ratio": ours[0] / theirs[0]})
     return rows
 
 

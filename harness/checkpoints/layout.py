@@ -32,7 +32,7 @@ class TensorSpec:
 def text_tensors(cfg: TextConfig, prefix: str) -> list[tuple[str, tuple[int, ...]]]:
     h, i, hd = cfg.hidden_size, cfg.intermediate_size, cfg.head_dim
     q, kv = cfg.num_attention_heads * hd, cfg.num_key_value_heads * hd
-    per_layer = [
+    per_layer: list[tuple[str, tuple[int, ...]]] = [
         ("input_layernorm.weight", (h,)),
         ("self_attn.q_proj.weight", (q, h)),
         ("self_attn.k_proj.weight", (kv, h)),
@@ -47,7 +47,7 @@ def text_tensors(cfg: TextConfig, prefix: str) -> list[tuple[str, tuple[int, ...
         ("mlp.down_proj.weight", (h, i)),
         ("post_feedforward_layernorm.weight", (h,)),
     ]
-    out = [(f"{prefix}embed_tokens.weight", (cfg.vocab_size, h))]
+    out: list[tuple[str, tuple[int, ...]]] = [(f"{prefix}embed_tokens.weight", (cfg.vocab_size, h))]
     for layer in range(cfg.num_hidden_layers):
         out += [(f"{prefix}layers.{layer}.{name}", shape) for name, shape in per_layer]
     out.append((f"{prefix}norm.weight", (h,)))
@@ -57,14 +57,15 @@ def text_tensors(cfg: TextConfig, prefix: str) -> list[tuple[str, tuple[int, ...
 def vision_tensors(cfg: VisionConfig, text_hidden: int) -> list[tuple[str, tuple[int, ...]]]:
     d, f, c, p = cfg.hidden_size, cfg.intermediate_size, cfg.num_channels, cfg.patch_size
     prefix = "vision_tower.vision_model."
-    out = [
+    out: list[tuple[str, tuple[int, ...]]] = [
         ("multi_modal_projector.mm_input_projection_weight", (d, text_hidden)),  # x @ W
         ("multi_modal_projector.mm_soft_emb_norm.weight", (d,)),
         (f"{prefix}embeddings.patch_embedding.weight", (d, c, p, p)),
         (f"{prefix}embeddings.patch_embedding.bias", (d,)),
         (f"{prefix}embeddings.position_embedding.weight", (cfg.num_patches, d)),
     ]
-    per_layer = [("layer_norm1.weight", (d,)), ("layer_norm1.bias", (d,))]
+    per_layer: list[tuple[str, tuple[int, ...]]] = [("layer_norm1.weight", (d,)),
+                                                    ("layer_norm1.bias", (d,))]
     for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
         per_layer += [(f"self_attn.{proj}.weight", (d, d)), (f"self_attn.{proj}.bias", (d,))]
     per_layer += [("layer_norm2.weight", (d,)), ("layer_norm2.bias", (d,)),

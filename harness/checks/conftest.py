@@ -208,7 +208,7 @@ def record(json_metadata, case, request):
 
 def _finite(values: dict) -> dict:
     """Numbers only, NaN/inf as null (the result schema refuses non-finite numbers)."""
-    out = {}
+    out: dict[str, int | float | None] = {}
     for key, value in values.items():
         if isinstance(value, bool) or value is None:
             out[key] = None if value is None else int(value)

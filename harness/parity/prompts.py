@@ -82,7 +82,9 @@ def _multimodal(rng: np.random.Generator, cfg: Gemma3Config, top: int) -> dict:
     block = [NEWLINES_ID, cfg.boi_token_id, *[cfg.image_token_id] * cfg.mm_tokens_per_image,
              cfg.eoi_token_id, NEWLINES_ID]  # what the processor expands <start_of_image> to
     ids = np.asarray([before + block + after], np.int32)
-    size = cfg.vision.image_size
-    pixels = rng.uniform(-1.0, 1.0, (1, cfg.vision.num_channels, size, size)).astype(np.float32)
+    vision = cfg.vision
+    assert vision is not None  # called for multimodal configs only (see the caller above)
+    size = vision.image_size
+    pixels = rng.uniform(-1.0, 1.0, (1, vision.num_channels, size, size)).astype(np.float32)
     return {"input_ids": ids, "token_type_ids": (ids == cfg.image_token_id).astype(np.int32),
             "pixel_values": pixels}

@@ -106,7 +106,9 @@ def _hf_model(spec, checkpoint: Path, dtype: str):
     args, kwargs = _hf_location(checkpoint)
     model = cls.from_pretrained(*args, **kwargs, dtype=getattr(torch, dtype),
                                 attn_implementation="eager")
-    return model.to(device).eval()  # device_map would need accelerate
+    # typeshed's functools.wraps result has no __get__, so mypy does not bind `self` on the
+    # @wraps(torch.nn.Module.to) method PreTrainedModel.to and takes `device` for it.
+    return model.to(device).eval()  # type: ignore[arg-type]  # device_map would need accelerate
 
 
 def _hf_location(checkpoint: Path) -> tuple[tuple, dict]:
@@ -192,7 +194,7 @@ def main(argv=None) -> int:
             continue
         start = time.perf_counter()
         print(f"reference: {spec.id} {dtype} ...", file=sys.stderr, flush=True)
-        texts = [] if is_real(args.source) else None
+        texts: list[str] | None = [] if is_real(args.source) else None
         outputs = run_reference(spec, args.checkpoint, dtype, prompts, texts)
         meta = {"model": spec.id, "dtype": dtype, "source": args.source,
                 "seconds": time.perf_counter() - start,

@@ -57,7 +57,7 @@ def _dist(*names: str) -> str | None:
 
 
 def versions() -> dict[str, str | None]:
-    out = {"python": platform.python_version()}
+    out: dict[str, str | None] = {"python": platform.python_version()}
     for name in ("jax", "jaxlib", "flax", "numpy", "torch", "transformers"):
         out[name] = _dist(name)
     for key, names in _ACCEL_PACKAGES.items():
@@ -74,7 +74,7 @@ def _driver_versions() -> dict[str, str]:
 
 def _runtime_versions() -> dict[str, str]:
     """CUDA runtime and cuDNN as JAX loaded them, and the CUDA torch was built with."""
-    found = {**_jax_cuda_versions()}
+    found: dict[str, str | None] = {**_jax_cuda_versions()}  # torch.version.cuda may be None
     try:
         import torch
 
@@ -90,6 +90,8 @@ def _jax_cuda_versions() -> dict[str, str]:
     try:
         from jax._src.lib import cuda_versions as cv
 
+        if cv is None:  # jax sets it to None in builds without the CUDA plugin
+            return {}
         rt, dnn = cv.cuda_runtime_get_version(), cv.cudnn_get_version()
     except Exception:  # noqa: BLE001
         return {}
