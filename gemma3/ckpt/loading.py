@@ -1,4 +1,5 @@
-"""`from_pretrained`: a checkpoint directory, hub id or GGUF file -> a Gemma3 module with its weights.
+"""`from_pretrained`: a checkpoint directory, hub id or GGUF file -> a Gemma3 module with its
+weights.
 
 The orchestrator: it reads the config, builds the abstract model, asks the format's reader
 (gemma3.ckpt.safetensors or gemma3.ckpt.gguf) for its tensors, checks them against the model's

@@ -181,7 +181,8 @@ def _tensor_info(path: Path, name: str, entry, data_start: int, data_len: int) -
         dtype_name, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
         shape = tuple(int(d) for d in shape)
     except (KeyError, TypeError, ValueError):
-        raise CheckpointError(f"{path}: header entry for {name!r} is malformed: {entry!r}") from None
+        raise CheckpointError(
+            f"{path}: header entry for {name!r} is malformed: {entry!r}") from None
     if dtype_name not in DTYPES:
         raise CheckpointError(f"{path}: tensor {name!r} has dtype {dtype_name}; expected one of "
                               f"{', '.join(DTYPES)}")

@@ -19,7 +19,8 @@ from gemma3.ckpt.errors import LoadError
 
 ParamPath = tuple  # e.g. ('language_model', 'layers', 0, 'mlp', 'up_proj', 'kernel')
 
-# (checkpoint prefix, canonical prefix), longest first so `model.language_model.` wins over `model.`.
+# (checkpoint prefix, canonical prefix), longest first so `model.language_model.` wins over
+# `model.`.
 PREFIXES = (
     ("model.language_model.", "language_model."),
     ("language_model.model.", "language_model."),

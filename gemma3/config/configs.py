@@ -168,7 +168,8 @@ class Gemma3Config:
     def num_params(self) -> int:
         total = self.text.num_params()
         if self.vision is not None:
-            total += self.vision.num_params() + self.vision.hidden_size * (self.text.hidden_size + 1)
+            total += (self.vision.num_params()
+                      + self.vision.hidden_size * (self.text.hidden_size + 1))
         return total
 
     # One factory per released size; values written out as the hub configs give them.

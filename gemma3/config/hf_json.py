@@ -91,7 +91,8 @@ def read_vision(raw: dict[str, Any], source: str = "vision_config") -> dict[str,
 
 
 class Problems(list):
-    """The problems found in one file, each a line naming the key, the value and what was expected."""
+    """The problems found in one file, each a line naming the key, the value and what was
+    expected."""
 
     def __init__(self, source: str):
         super().__init__()
@@ -292,7 +293,8 @@ def _vision(f: Fields) -> dict[str, Any] | None:
             and values["hidden_size"] % values["num_attention_heads"]:
         f.problems.note(f"{f.prefix}hidden_size ({values['hidden_size']}) is not a multiple of "
                         f"{f.prefix}num_attention_heads ({values['num_attention_heads']})")
-    if values["image_size"] and values["patch_size"] and values["patch_size"] > values["image_size"]:
+    if values["image_size"] and values["patch_size"] \
+            and values["patch_size"] > values["image_size"]:
         f.bad("patch_size", values["patch_size"], f"at most image_size ({values['image_size']})")
     if any(v is None for v in values.values()):
         return None

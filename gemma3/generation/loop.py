@@ -85,7 +85,8 @@ def generate(
     sampler = Greedy() if sampler is None else sampler
     bucket, budget, length = bucket_sizes(input_ids.shape[1], max_new_tokens, cache_length)
     pad = bucket - input_ids.shape[1]
-    input_ids = np.pad(input_ids, ((0, 0), (pad, 0)), constant_values=model.config.text.pad_token_id)
+    input_ids = np.pad(input_ids, ((0, 0), (pad, 0)),
+                       constant_values=model.config.text.pad_token_id)
     attention_mask = np.pad(attention_mask, ((0, 0), (pad, 0)))
     if token_type_ids is not None:
         token_type_ids = np.pad(np.asarray(token_type_ids), ((0, 0), (pad, 0)))

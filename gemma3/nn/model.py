@@ -39,7 +39,8 @@ class DecoderLayer(nnx.Module):
     def __call__(self, x, rope, mask, cache=None, write_index=None):
         attn, cache = self.self_attn(self.input_layernorm(x), rope, mask, cache, write_index)
         h = x + self.post_attention_layernorm(attn)
-        return h + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(h))), cache
+        return (h + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(h))),
+                cache)
 
 
 class TextDecoder(nnx.Module):
@@ -60,7 +61,8 @@ class TextDecoder(nnx.Module):
         hidden, new_layers = [x], []
         for i, (layer, layer_type) in enumerate(zip(self.layers, cfg.layer_types)):
             layer_cache = None if cache is None else cache.layers[i]
-            x, layer_cache = layer(x, ropes[layer_type], masks[layer_type], layer_cache, write_index)
+            x, layer_cache = layer(x, ropes[layer_type], masks[layer_type], layer_cache,
+                                   write_index)
             hidden.append(x)
             new_layers.append(layer_cache)
         if cache is not None:

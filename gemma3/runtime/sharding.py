@@ -36,7 +36,8 @@ __all__ = [
 
 FSDP, TP = "fsdp", "tp"
 AXES = (FSDP, TP)
-ParamPath = tuple  # a parameter path, e.g. ('language_model', 'layers', 0, 'mlp', 'up_proj', 'kernel')
+# A parameter path, e.g. ('language_model', 'layers', 0, 'mlp', 'up_proj', 'kernel').
+ParamPath = tuple
 
 # Mesh axis of each logical axis ('_' and letters not listed are never split).
 PARAM_AXIS = {"V": TP, "N": TP, "K": TP, "F": TP, "D": FSDP, "C": FSDP}

@@ -2,9 +2,9 @@
 
 Layout: the hub's config.json (harness/data/hub-configs, eos per variant), generation_config.json,
 the same tensor names, shapes, bf16 dtype and shard files, and for sharded sizes the index with
-metadata.total_size (harness/checkpoints/layout.py). Every tensor is streamed to disk in chunks, each drawn
-from its own numpy Generator seeded by (seed, crc32(name)), so files never hold the model in
-memory and the values do not depend on shard order. Checkpoints are cached under
+metadata.total_size (harness/checkpoints/layout.py). Every tensor is streamed to disk in chunks,
+each drawn from its own numpy Generator seeded by (seed, crc32(name)), so files never hold the
+model in memory and the values do not depend on shard order. Checkpoints are cached under
 `$GEMMA3_HARNESS_CACHE` (default ~/.cache/gemma3-harness) keyed by model id, seed and
 WRITER_VERSION, built in a hidden staging directory (`.<name>-partial-*`) and renamed into place
 when complete. The writer holds a lock file (`locks/<name>.lock` in the cache) the whole time:

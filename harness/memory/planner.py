@@ -100,7 +100,8 @@ def jax_need(cfg: Gemma3Config, dtype: str, backend: str) -> Need:
     if cfg.vision is not None:  # the SigLIP tower: 4096 patches, full attention, float32 scores
         v = cfg.vision
         activations += (VISION_LIVE_SCORES * v.num_attention_heads * v.num_patches**2 * 4
-                        + LIVE_LAYERS * v.num_patches * (v.intermediate_size + 4 * v.hidden_size) * 4)
+                        + LIVE_LAYERS * v.num_patches
+                        * (v.intermediate_size + 4 * v.hidden_size) * 4)
     rows = LOGITS_TOKENS + 2 * BATCH_LENGTHS[0]
     outputs = 3 * rows * text.vocab_size * 4  # ours (dtype, then float32) and the reference's
     outputs += 2 * (text.num_hidden_layers + 1) * LOGITS_TOKENS * text.hidden_size * 4

@@ -5,8 +5,8 @@ theta and the norm epsilon. It does not state query_pre_attn_scalar,
 the sliding-window pattern, the local RoPE theta, RoPE scaling or the eos ids (newer llama.cpp
 files may state the pattern, the local theta and the scaling; then the file's values win):
 those come from the released size whose shapes match (Gemma3Config.for_size), or from a `base`
-config the caller gives (tests use tiny ones). A 4b+ GGUF holds the text decoder only (llama.cpp puts the
-vision tower in a separate mmproj file), so the config has no vision tower.
+config the caller gives (tests use tiny ones). A 4b+ GGUF holds the text decoder only
+(llama.cpp puts the vision tower in a separate mmproj file), so the config has no vision tower.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def config_from_metadata(meta: dict[str, Any], source: str,
         raise GGUFConfigError(
             f"{source} has general.architecture {arch!r}; expected {ARCHITECTURE!r}. Only Gemma 3 "
             "GGUFs load here (gemma3n, gemma2, llama, ... are other architectures)")
-    shape = {field: _int(meta, f"{ARCHITECTURE}.{key}", source) for key, field in SHAPE_KEYS.items()}
+    shape = {field: _int(meta, f"{ARCHITECTURE}.{key}", source)
+             for key, field in SHAPE_KEYS.items()}
     base = _released_size(shape, source) if base is None else _check_base(base, shape, source)
     value_length = meta.get(f"{ARCHITECTURE}.attention.value_length", shape["head_dim"])
     if int(value_length) != shape["head_dim"]:
@@ -96,8 +97,9 @@ def _released_size(shape: dict[str, int], source: str) -> Gemma3Config:
         config = Gemma3Config.for_size(size)
         if all(getattr(config.text, k) == v for k, v in shape.items()):
             return config
-    known = "; ".join(f"{s}: {_describe({k: getattr(Gemma3Config.for_size(s).text, k) for k in shape})}"
-                      for s in SIZES)
+    known = "; ".join(
+        f"{s}: {_describe({k: getattr(Gemma3Config.for_size(s).text, k) for k in shape})}"
+        for s in SIZES)
     raise GGUFConfigError(f"{source} describes a Gemma 3 of unknown size ({_describe(shape)}); "
                           f"the released sizes are {known}. What GGUF does not store "
                           "(query_pre_attn_scalar, sliding-window pattern, local RoPE theta) is "
@@ -137,7 +139,8 @@ def _rope_global(meta: dict[str, Any], released: RopeConfig, source: str) -> Rop
     if kind not in SUPPORTED_ROPE_SCALING:
         raise GGUFConfigError(f"{source} has {ARCHITECTURE}.rope.scaling.type {kind!r}; "
                               f"supported: {', '.join(SUPPORTED_ROPE_SCALING)}")
-    factor = float(meta.get(f"{ARCHITECTURE}.rope.scaling.factor", 1.0)) if kind == "linear" else 1.0
+    factor = (float(meta.get(f"{ARCHITECTURE}.rope.scaling.factor", 1.0)) if kind == "linear"
+              else 1.0)
     return RopeConfig(theta, factor)
 
 
@@ -159,6 +162,7 @@ def _layer_types(meta: dict[str, Any], released: tuple[str, ...], source: str) -
 def _softcap(meta: dict[str, Any], released: float | None, source: str) -> float | None:
     if meta.get(f"{ARCHITECTURE}.attn_logit_softcapping"):
         raise GGUFConfigError(f"{source} asks for attention logit softcapping "
-                              f"({ARCHITECTURE}.attn_logit_softcapping), which Gemma 3 does not use")
+                              f"({ARCHITECTURE}.attn_logit_softcapping), "
+                              "which Gemma 3 does not use")
     value = meta.get(f"{ARCHITECTURE}.final_logit_softcapping")
     return released if not value else float(value)

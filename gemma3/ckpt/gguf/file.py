@@ -41,8 +41,9 @@ def find_gguf(path_or_hub_id) -> Path | None:
         return None
     found = sorted(path.glob(f"*{SUFFIX}"))
     if len(found) > 1:
-        raise GGUFError(f"{path} holds {len(found)} GGUF files ({', '.join(f.name for f in found)});"
-                        " pass the one to load as --checkpoint / from_pretrained(path/to/file.gguf)")
+        raise GGUFError(f"{path} holds {len(found)} GGUF files "
+                        f"({', '.join(f.name for f in found)}); pass the one to load as "
+                        "--checkpoint / from_pretrained(path/to/file.gguf)")
     return found[0] if found else None
 
 
