@@ -1,5 +1,5 @@
 """The special tokens every Gemma 3 tokenizer has, as text and as ids (docs/gemma3-facts.md,
-"Tokenizer"). One place for them: the tokenizer checks a file against these, the chat template
+"Token ids"). One place for them: the tokenizer checks a file against these, the chat template
 writes them, the image path expands them, the harness builds prompts from them."""
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ def causal_mask(
     window: sliding window w; key j is visible to query i iff i - w < j <= i.
     query_block / key_block [B, T] / [B, S]: image block ids (0 = text). Tokens of one image
       block see each other both ways, also on sliding layers, where the window still bounds
-      the left side (transformers' rule, facts sheet 2.5).
+      the left side (transformers' rule; docs/gemma3-facts.md, Numerics).
     """
     q = jnp.broadcast_to(query_index, key_valid.shape[:1] + query_index.shape[-1:])[:, :, None]
     k = jnp.broadcast_to(key_index, key_valid.shape)[:, None, :]

@@ -1,4 +1,5 @@
-"""The hub's tensor inventory of a model, computed without writing anything (facts sheet 4.1):
+"""The hub's tensor inventory of a model, computed without writing anything
+(docs/gemma3-facts.md, Checkpoint layouts):
 every stored tensor's name, shape and shard, and the index's total_size.
 
 Names are the hub's (4.50-era converter): `model.*` for 270m/1b, `language_model.model.*`,

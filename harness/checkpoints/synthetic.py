@@ -45,7 +45,7 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 
-from gemma3.config import Gemma3Config
+from gemma3.config import BOS_ID, END_OF_TURN_ID, EOS_ID, PAD_ID, Gemma3Config
 from harness.checkpoints import layout
 from harness.checkpoints.registry import INDEX_FILE, ModelSpec
 from harness.checkpoints.safetensors_writer import chunk_sizes, write_file
@@ -65,14 +65,14 @@ BF16 = np.dtype(ml_dtypes.bfloat16)
 def hub_config(spec: ModelSpec) -> dict:
     """The hub's config.json for this model (the -it files carry eos [1, 106])."""
     config = json.loads((HUB_CONFIGS / f"gemma-3-{spec.size}.json").read_text("utf-8"))
-    config["eos_token_id"] = [1, 106] if spec.variant == "it" else 1
+    config["eos_token_id"] = [EOS_ID, END_OF_TURN_ID] if spec.variant == "it" else EOS_ID
     return config
 
 
 def generation_config(spec: ModelSpec) -> dict:
     """As the hub ships it, with the config's eos ids so both sides stop alike;
     the harness always passes do_sample=False itself."""
-    return {"bos_token_id": 2, "pad_token_id": 0, "eos_token_id": hub_config(spec)["eos_token_id"],
+    return {"bos_token_id": BOS_ID, "pad_token_id": PAD_ID, "eos_token_id": hub_config(spec)["eos_token_id"],
             "cache_implementation": "hybrid", "do_sample": True, "top_k": 64, "top_p": 0.95,
             "transformers_version": "4.50.0.dev0"}
 

@@ -16,7 +16,8 @@ import hashlib
 
 import numpy as np
 
-from gemma3.config import Gemma3Config
+from gemma3.config import NEWLINES_ID, Gemma3Config
+from gemma3.config.special_tokens import BOS_ID, FIRST_TEXT_ID, LAST_TEXT_ID
 
 LOGITS_TOKENS = 64
 GENERATE_TOKENS = 24
@@ -25,8 +26,6 @@ BATCH_LENGTHS = (40, 23)
 BATCH_TOKENS = 8
 MULTIMODAL_TEXT = 8  # text tokens on each side of the image block
 MULTIMODAL_COMPARED = 8  # last positions whose logits the multimodal check compares
-NEWLINES_ID = 108
-FIRST_ID, LAST_ID = 3, 255_999  # ordinary vocabulary: no pad/eos/bos, no image tokens
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +53,7 @@ class Prompts:
 def make_prompts(cfg: Gemma3Config, seed: int = 0) -> Prompts:
     rng = np.random.default_rng([seed, 7])
     text = cfg.text
-    top = min(LAST_ID, text.vocab_size, cfg.boi_token_id)  # small test configs: small vocab
+    top = min(LAST_TEXT_ID, text.vocab_size, cfg.boi_token_id)  # small test configs: small vocab
     gen_len = max(4, min(text.sliding_window - BEFORE_WINDOW,
                          text.max_position_embeddings - GENERATE_TOKENS))
     long, short = BATCH_LENGTHS
@@ -72,13 +71,13 @@ def make_prompts(cfg: Gemma3Config, seed: int = 0) -> Prompts:
 
 
 def _ids(rng: np.random.Generator, length: int, top: int) -> np.ndarray:
-    body = rng.integers(FIRST_ID, top, length - 1)
-    return np.concatenate([[2], body]).astype(np.int32)[None]  # BOS first, as a tokenizer does
+    body = rng.integers(FIRST_TEXT_ID, top, length - 1)
+    return np.concatenate([[BOS_ID], body]).astype(np.int32)[None]  # BOS first, as a tokenizer does
 
 
 def _multimodal(rng: np.random.Generator, cfg: Gemma3Config, top: int) -> dict:
     before = _ids(rng, MULTIMODAL_TEXT, top)[0].tolist()
-    after = rng.integers(FIRST_ID, top, MULTIMODAL_TEXT).tolist()
+    after = rng.integers(FIRST_TEXT_ID, top, MULTIMODAL_TEXT).tolist()
     block = [NEWLINES_ID, cfg.boi_token_id, *[cfg.image_token_id] * cfg.mm_tokens_per_image,
              cfg.eoi_token_id, NEWLINES_ID]  # what the processor expands <start_of_image> to
     ids = np.asarray([before + block + after], np.int32)

@@ -18,7 +18,7 @@ GGUF_VOCAB = 262_144  # llama.cpp keeps the tokenizer's rows only (4b+ configs s
 
 
 def metadata(size: str) -> dict:
-    """What llama.cpp's converter writes for a released size (facts sheet section 9)."""
+    """What llama.cpp's converter writes for a released size (docs/gemma3-facts.md, GGUF)."""
     t = Gemma3Config.for_size(size).text
     return {
         "general.architecture": "gemma3",

@@ -8,7 +8,7 @@ from gemma3.inputs.tokenizer import Tokenizer
 from tests.support.tokenizer_fixtures import build_test_tokenizer
 
 # Gemma 3's chat template (tokenizer_config.json / chat_template.json), reconstructed from the
-# rules in the facts sheet, section 5.2.
+# rules in docs/gemma3-facts.md, Chat template.
 GEMMA3_TEMPLATE = (
     "{{ bos_token }}"
     "{%- if messages[0]['role'] == 'system' -%}"
@@ -80,7 +80,7 @@ def tokenizers():
     return Tokenizer(backend, image_ids=(300, 301, 320)), theirs
 
 
-def test_example_render_from_the_facts_sheet():
+def test_example_render_from_the_facts_doc():
     text = chat.render(CONVERSATIONS["system+user"], add_generation_prompt=True)
     assert text == ("<bos><start_of_turn>user\nYou are a helpful assistant.\n\nHi<end_of_turn>\n"
                     "<start_of_turn>model\n")

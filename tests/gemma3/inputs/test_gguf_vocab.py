@@ -115,7 +115,7 @@ def test_real_vocabulary_matches_recorded_transformers_ids(real, golden):
     for text in VARIED:
         assert real.encode(text) == golden["encode"][text], text
         assert real.decode(golden["encode"][text]) == golden["decode"][text], text
-    assert real.encode("Hello world") == [2, 9259, 1902]  # facts sheet section 9
+    assert real.encode("Hello world") == [2, 9259, 1902]  # docs/gemma3-facts.md, GGUF
 
 
 @pytest.mark.slow

@@ -1,5 +1,5 @@
 """The harness registry and the hub layout of every released size, computed without writing:
-tensor names, shapes, counts, shards and byte totals against the facts sheet (sections 1.2, 4.1).
+tensor names, shapes, counts, shards and byte totals against docs/gemma3-facts.md (Sizes, Checkpoint layouts).
 """
 
 import json
