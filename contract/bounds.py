@@ -4,11 +4,19 @@ default that a backend without its own row falls back to (like transformers' Exp
 Logit bounds are relative to the reference's logit scale (max |logit| over the compared
 positions), so one row serves synthetic weights (logit std ~8) and real ones. How the numbers
 were chosen is noted per row: measured values, then the bound with headroom.
+
+`check_bounds(check, dtype, backend)` turns the table into the bounds one check applies: each a
+name, the measurement it limits, a direction and a value. The harness's checks judge with them
+and record them beside their measurements; `python -m matrix validate` re-derives every
+outcome from the same table (`judge`), so a verdict that contradicts its numbers, or numbers
+judged by a looser bound, cannot enter the matrix.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Mapping
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,3 +73,93 @@ def bounds(dtype: str, backend: str | None) -> Bounds:
 
 def memory_slack(backend: str | None) -> float:
     return MEMORY_SLACK.get(backend, MEMORY_SLACK[None])
+
+
+MAX, MIN = "max", "min"  # the measurement may be at most / at least the value
+
+
+@dataclasses.dataclass(frozen=True)
+class Bound:
+    """One bound a check applies. measurement None: a parameter of the check (the near-tie
+    margin), not compared with a measurement but still never looser than the table."""
+
+    name: str
+    measurement: str | None
+    limit: str  # MAX or MIN
+    value: float
+
+    def holds(self, measurements: Mapping[str, object]) -> bool | None:
+        """Whether the recorded measurement is within the bound; None when it is absent or
+        null (the check could not measure it: a failure, never a pass)."""
+        if self.measurement is None:
+            return True
+        value = measurements.get(self.measurement)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
+                value):
+            return None
+        return value <= self.value if self.limit == MAX else value >= self.value
+
+    def looser_than(self, table: Bound) -> bool:
+        """Whether this recorded value lets through more than the table's value."""
+        return self.value > table.value if self.limit == MAX else self.value < table.value
+
+    def describe(self) -> str:
+        return f"{self.name} {'<=' if self.limit == MAX else '>='} {self.value:g}"
+
+    def as_record(self) -> dict:
+        return {"name": self.name, "measurement": self.measurement, "limit": self.limit,
+                "value": self.value}
+
+    @classmethod
+    def from_record(cls, record: Mapping) -> Bound:
+        return cls(record["name"], record["measurement"], record["limit"], record["value"])
+
+
+def _logit_bounds(b: Bounds, *, kl_max: bool, top1: bool) -> list[Bound]:
+    out = [Bound("max_abs_rel", "max_abs_rel", MAX, b.max_abs_rel)]
+    if kl_max:
+        out += [Bound("mean_kl", "mean_kl", MAX, b.mean_kl), Bound("max_kl", "max_kl", MAX, b.max_kl)]
+    if top1:
+        out.append(Bound("top1_min", "top1_agreement", MIN, b.top1_min))
+    return out + [Bound("confident_misses", "confident_misses", MAX, 0),
+                  Bound("tie_rel", None, MAX, b.tie_rel)]
+
+
+def check_bounds(check: str, dtype: str, backend: str | None) -> tuple[Bound, ...]:
+    """The bounds `check` applies for this dtype and backend (its assertions, as data)."""
+    b = bounds(dtype, backend)
+    table: dict[str, list[Bound]] = {
+        "load": [Bound("parameter_mismatch", "parameter_mismatch", MAX, 0)],
+        "logits": _logit_bounds(b, kl_max=True, top1=True),
+        "generate": [Bound("confident_divergences", "confident_divergences", MAX, 0),
+                     Bound("restarts_exhausted", "restarts_exhausted", MAX, 0),
+                     Bound("tie_rel", None, MAX, b.tie_rel)],
+        "batch": [Bound("max_abs_rel", "max_abs_rel", MAX, b.max_abs_rel),
+                  Bound("mean_kl", "mean_kl", MAX, b.mean_kl),
+                  Bound("confident_misses", "confident_misses", MAX, 0),
+                  Bound("confident_divergences", "confident_divergences", MAX, 0),
+                  Bound("tie_rel", None, MAX, b.tie_rel)],
+        "multimodal": _logit_bounds(b, kl_max=False, top1=False),
+        "realtext": [Bound("perplexity_rel", "perplexity_rel_diff", MAX, b.perplexity_rel),
+                     Bound("confident_divergences", "confident_divergences", MAX, 0),
+                     Bound("tie_rel", None, MAX, b.tie_rel)],
+        "bf16_fidelity": [Bound("bf16_kl_factor", "kl_ratio", MAX, BF16_KL_FACTOR)],
+        "speed": [Bound("new_tokens", "new_tokens", MIN, 1)],
+        "memory": [Bound("memory_slack", "ratio", MAX, 1 + memory_slack(backend))],
+    }
+    if check not in table:
+        raise KeyError(f"no bounds for check {check!r}; add it to contract/bounds.py")
+    return tuple(table[check])
+
+
+def judge(bounds_: tuple[Bound, ...], measurements: Mapping[str, object]) -> list[str]:
+    """What the measurements break: one line per bound violated or unmeasured ([] = passed)."""
+    problems = []
+    for bound in bounds_:
+        held = bound.holds(measurements)
+        if held is None:
+            problems.append(f"{bound.measurement} was not measured (bound {bound.describe()})")
+        elif not held and bound.measurement is not None:
+            value = measurements[bound.measurement]
+            problems.append(f"{bound.measurement} {value:.4g} breaks {bound.describe()}")
+    return problems

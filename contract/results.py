@@ -6,8 +6,8 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-SCHEMA_VERSION = 2  # what the harness writes: contract/schema/result-v2.schema.json
-KNOWN_VERSIONS = (1, 2)  # what the reporter reads
+SCHEMA_VERSION = 3  # what the harness writes: contract/schema/result-v3.schema.json
+KNOWN_VERSIONS = (1, 2, 3)  # what the reporter reads
 SCHEMA_DIR = Path(__file__).with_name("schema")
 _SLUG_JUNK = re.compile(r"[^a-z0-9]+")
 

@@ -4,10 +4,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from contract.code_hash import code_sha256
 from contract.registry import load_registry
 
+from . import diff as cell_diff
 from .load import ResultsDirError, list_result_files
-from .pipeline import build_block, load_valid
+from .pipeline import build_block, build_cells, load_valid
 from .readme import MarkerError, splice, unified_diff
 
 
@@ -16,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
-    except (MarkerError, FileNotFoundError, ResultsDirError) as exc:
+    except (MarkerError, FileNotFoundError, ResultsDirError, ReadmeError, DiffError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
@@ -60,11 +62,50 @@ def check(args) -> int:
     return 1
 
 
+class ReadmeError(ValueError):
+    """The README cannot be read as the UTF-8 text the matrix block is spliced into."""
+
+
+class DiffError(RuntimeError):
+    """The base revision of `diff` cannot be resolved (no git checkout, unknown revision)."""
+
+
+def diff(args) -> int:
+    """Markdown: every cell the result files added since the base change (exit 1 only when a
+    result file is invalid)."""
+    registry = load_registry()
+    try:
+        base = args.base or cell_diff.default_base()
+        added = args.added if args.added is not None else cell_diff.added_since(base, args.results)
+    except RuntimeError as exc:
+        raise DiffError(f"diff: {exc}; pass --base REV, or --added FILE ... outside git") from None
+    added_names = {Path(p).resolve() for p in added}
+    files = [(path, str(path)) for path in list_result_files(args.results)]
+    results, problems = load_valid(files, registry)
+    _report(problems)
+    code_hash = code_sha256(args.root)
+    before, columns_before = build_cells(
+        [r for r in results if r.path.resolve() not in added_names], registry, code_hash)
+    after, _ = build_cells(results, registry, code_hash)
+    found = cell_diff.changes(before, after, columns_before, [m.id for m in registry])
+    unchanged = len(set(before) & set(after)) - sum(
+        1 for c in found if (c.model, c.column) in before)
+    sys.stdout.write(cell_diff.markdown(found, sorted(Path(p).name for p in added),
+                                        args.base or "the merge base with main", unchanged))
+    return 1 if problems else 0
+
+
 def _expected_readme(args) -> tuple[str, str, list, int]:
     """(README now, README as the results render it, problems, number of valid results)."""
     if not args.readme.is_file():
         raise FileNotFoundError(f"{args.readme} not found; pass --readme PATH")
-    current = args.readme.read_bytes().decode("utf-8")
+    raw = args.readme.read_bytes()
+    try:
+        current = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ReadmeError(f"{args.readme} is not UTF-8 text (byte {exc.start}: "
+                          f"{raw[exc.start:exc.start + 1]!r}); the README must be UTF-8 for the "
+                          "matrix to be written into it") from None
     files = [(path, str(path)) for path in list_result_files(args.results)]
     registry = load_registry()
     results, problems = load_valid(files, registry)
@@ -100,6 +141,17 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--root", type=Path, default=Path("."),
                          help="repository root whose gemma3/ sources are hashed (default: cwd)")
         sub.set_defaults(run=run)
+    d = commands.add_parser("diff", help="print (Markdown) every cell the added result files "
+                                         "change, before -> after, with the deciding evidence")
+    d.add_argument("--base", default=None,
+                   help="the revision to compare with (default: the merge base with main)")
+    d.add_argument("--added", nargs="*", type=Path, default=None,
+                   help="the added result files (default: those git shows since --base, "
+                        "untracked ones included)")
+    d.add_argument("--results", type=Path, default=Path("results"))
+    d.add_argument("--root", type=Path, default=Path("."),
+                   help="repository root whose model code is hashed (default: cwd)")
+    d.set_defaults(run=diff)
     return parser
 
 

@@ -1,11 +1,14 @@
-"""Choose, per (model, column) cell, the evidence the matrix shows, and the best evidence of each
-weight kind (synthetic, real, real quantized) beside it."""
+"""Choose, per (model, column) cell, the evidence the matrix shows, the best evidence of each
+weight kind (synthetic, real, real quantized) beside it, and the current attempts that
+disagree with it (a ❌ from one machine where another's ✅ is shown: newest-wins alone would hide
+a regression on one machine or a flake on another)."""
 
 from dataclasses import dataclass
 
 from contract.evidence import KINDS
 
-from .status import NOT_SUPPORTED, RUNS, Evidence, status_text
+from .escape import Trusted
+from .status import FAILS, NOT_SUPPORTED, RUNS, Evidence, cell_text, status_text
 
 # Keyed by Evidence.weights, None where nothing was loaded (a refusal): .get gives that 0.
 _KIND_ORDER: dict[str | None, int] = {kind: index for index, kind in enumerate(KINDS)}
@@ -18,6 +21,18 @@ class Cell:
 
     shown: Evidence
     by_kind: tuple[Evidence, ...]
+    # Current attempts (✅ or ❌, not stale) of the shown weight kind whose status differs from
+    # the shown one; `attempts` counts all current attempts of that kind, the shown one included.
+    dissent: tuple[Evidence, ...] = ()
+    attempts: int = 0
+
+    @property
+    def listed(self) -> tuple[Evidence, ...]:
+        """What the details table lists: each kind's winner, then the dissenting attempts."""
+        return self.by_kind + tuple(item for item in self.dissent if item not in self.by_kind)
+
+    def text(self) -> Trusted:
+        return cell_text(self.shown, self.weights, self.dissent, self.attempts)
 
     @property
     def weights(self) -> tuple[str, ...]:
@@ -43,8 +58,15 @@ def _cell(items: list[Evidence]) -> Cell:
     winners = [pick(group) for group in groups.values()]
     # A refusal beside a run says nothing the run does not: only runs are listed then.
     runs = [item for item in winners if item.kind != NOT_SUPPORTED] or winners
-    return Cell(shown, tuple(sorted(runs, key=lambda item: (item is not shown,
-                                                            _KIND_ORDER.get(item.weights, 0)))))
+    by_kind = tuple(sorted(runs, key=lambda item: (item is not shown,
+                                                   _KIND_ORDER.get(item.weights, 0))))
+    current = [item for item in items if item.kind in (RUNS, FAILS) and not item.stale
+               and item.weights == shown.weights]
+    if shown.stale or shown not in current:
+        return Cell(shown, by_kind)
+    dissent = tuple(sorted((item for item in current if item.kind != shown.kind),
+                           key=_rank, reverse=True))
+    return Cell(shown, by_kind, dissent, len(current) if dissent else 0)
 
 
 def pick(items: list[Evidence]) -> Evidence:

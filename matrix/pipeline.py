@@ -8,7 +8,7 @@ from contract.registry import Model
 
 from .columns import column_for
 from .load import Result, read_result
-from .merge import merge
+from .merge import Cell, merge
 from .problem import Problem
 from .render import render_block
 from .status import evidence_from
@@ -29,14 +29,19 @@ def load_valid(files: list[tuple[Path, str]], registry: tuple[Model, ...],
     return results, problems
 
 
+def build_cells(results: list[Result], registry: tuple[Model, ...], code_hash: str
+                ) -> tuple[dict[tuple[str, str], Cell], set[str]]:
+    """The merged cells of these (valid) results, and the columns they bring: every valid
+    result's column shows, even when the result proves nothing (all skipped)."""
+    evidence = [item for result in results for item in evidence_from(result, registry, code_hash)]
+    return merge(evidence), {_column(result) for result in results}
+
+
 def build_block(results: list[Result], registry: tuple[Model, ...], root: Path,
                 readme_dir: Path) -> str:
     """The README block for these (valid) results, with staleness judged against `root`."""
-    code_hash = code_sha256(root)
-    evidence = [item for result in results for item in evidence_from(result, registry, code_hash)]
-    # Every valid result's column shows, even when the result proves nothing (all skipped).
-    columns = {_column(result) for result in results}
-    return render_block(merge(evidence), columns, registry, results, readme_dir)
+    cells, columns = build_cells(results, registry, code_sha256(root))
+    return render_block(cells, columns, registry, results, readme_dir)
 
 
 def _column(result: Result) -> str:

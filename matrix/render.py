@@ -33,7 +33,7 @@ def render_block(cells: dict[tuple[str, str], Cell], columns_seen: set[str],
     details = [
         details_row(item, readme_dir)
         for _, models in grouped for model in models for column in columns
-        if (model.id, column) in cells for item in cells[(model.id, column)].by_kind
+        if (model.id, column) in cells for item in cells[(model.id, column)].listed
     ]
     return _environment().get_template("matrix.md.j2").render(
         columns=columns, groups=groups, details=details, newest=_newest(results),
@@ -54,7 +54,7 @@ def _legend() -> list[Trusted]:
 
 
 def _cell_text(cell: Cell | None) -> Trusted:
-    return cell_text(None) if cell is None else cell_text(cell.shown, cell.weights)
+    return cell_text(None) if cell is None else cell.text()
 
 
 def _newest(results: list[Result]) -> str | None:

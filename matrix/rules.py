@@ -13,6 +13,7 @@ from .columns import column_for
 from .load import Result
 from .policy import FUTURE_SLACK_HOURS
 from .problem import Problem, json_path
+from .verdicts import verdict_problems
 
 
 def rule_problems(result: Result, registry: tuple[Model, ...],
@@ -26,6 +27,7 @@ def rule_problems(result: Result, registry: tuple[Model, ...],
     found += _model_entries(provenance, ids)
     found += _quantized_sources(provenance)
     found += _tests(data["tests"], provenance["models"], ids)
+    found += verdict_problems(data["tests"], provenance["backend"], provenance["schema_version"])
     found += _summary(data["summary"], data["tests"])
     return [Problem(result.name, path, message) for path, message in found]
 

@@ -123,12 +123,17 @@ def status_text(item: Evidence) -> str:
     return _STATUS[item.kind].format(md(item.detail))
 
 
-def cell_text(item: Evidence | None, weights: tuple[str, ...] | None = None) -> Trusted:
-    """The matrix cell: the status string, the marks of the evidence kinds behind it (default:
-    this evidence's own), then the stale mark."""
+def cell_text(item: Evidence | None, weights: tuple[str, ...] | None = None,
+              dissent: tuple[Evidence, ...] = (), attempts: int = 0) -> Trusted:
+    """The matrix cell: the status string, how many of the current attempts disagree with it
+    (`(1 of 2 ❌)`), the marks of the evidence kinds behind it (default: this evidence's own),
+    then the stale mark."""
     if item is None:
         return Trusted(NEEDS_CHECK)
     if weights is None:
         weights = (item.weights,) if item.weights else ()
-    parts = [status_text(item), marks(weights), STALE_MARK if item.stale else ""]
+    against = ""
+    if dissent:
+        against = f"({len(dissent)} of {attempts} {_STATUS[dissent[0].kind].split()[0]})"
+    parts = [status_text(item), against, marks(weights), STALE_MARK if item.stale else ""]
     return Trusted(" ".join(part for part in parts if part))

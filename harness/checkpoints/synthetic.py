@@ -7,10 +7,8 @@ each drawn from its own numpy Generator seeded by (seed, crc32(name)), so files 
 model in memory and the values do not depend on shard order. Checkpoints are cached under
 `$GEMMA3_HARNESS_CACHE` (default ~/.cache/gemma3-harness) keyed by model id, seed and
 WRITER_VERSION, built in a hidden staging directory (`.<name>-partial-*`) and renamed into place
-when complete. The writer holds a lock file (`locks/<name>.lock` in the cache) the whole time:
-a run that finds staging directories while it holds the lock knows their writer is dead
-(killed, power lost; the kernel drops a dead process's lock) and removes them; a second run
-waits for a live one.
+when complete, under the cache's writer lock (harness/system/cache.py), so a second run waits
+for a live writer and removes only what a dead one left.
 
 Why the predictions are confident and context-dependent (the idea of tests/tiny.py):
 - linear layers have unit gain (std 1/sqrt(fan_in)); pre-norm weights are small offsets of 1;
@@ -31,8 +29,6 @@ decoding repeat one token, so they are not used. The logits check records the me
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import math
 import os
@@ -49,7 +45,7 @@ from gemma3.config import BOS_ID, END_OF_TURN_ID, EOS_ID, PAD_ID, Gemma3Config
 from harness.checkpoints import layout
 from harness.checkpoints.registry import INDEX_FILE, ModelSpec
 from harness.checkpoints.safetensors_writer import chunk_sizes, write_file
-from harness.system.cache import cache_root
+from harness.system.cache import cache_root, discard_partials, writer_lock
 from harness.system.processes import deferred_signals
 
 WRITER_VERSION = 3  # bump when values, names or files change: the cache key includes it
@@ -138,7 +134,7 @@ def ensure_checkpoint(spec: ModelSpec, seed: int, cache: str | os.PathLike | Non
     if (final / DONE).exists():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
-    with _writer_lock(final, progress):
+    with writer_lock(final, progress):
         if (final / DONE).exists():  # another run wrote it while this one waited
             return final
         discard_partials(final)
@@ -154,31 +150,6 @@ def ensure_checkpoint(spec: ModelSpec, seed: int, cache: str | os.PathLike | Non
             shutil.rmtree(staging, ignore_errors=True)
             raise
     return final
-
-
-def discard_partials(final: Path) -> list[Path]:
-    """Removes the hidden staging directories `.<final.name>-*` beside `final` (what a killed
-    writer leaves); the caller makes sure no live writer owns them. Returns what it removed."""
-    stale = sorted(p for p in final.parent.glob(f".{final.name}-*") if p.is_dir())
-    for path in stale:
-        shutil.rmtree(path, ignore_errors=True)
-    return stale
-
-
-@contextlib.contextmanager
-def _writer_lock(final: Path, progress):
-    """An exclusive lock on `<cache>/locks/<name>.lock`, waited for if another run holds it (it
-    is writing the same checkpoint). The file stays: deleting a lock file races its users."""
-    locks = final.parent.parent / "locks"
-    locks.mkdir(exist_ok=True)
-    with open(locks / f"{final.name}.lock", "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if progress:
-                progress(f"waiting for another run that is writing {final.name}")
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -20,7 +20,7 @@ import jax
 import numpy as np
 import pytest
 
-from contract.bounds import bounds
+from contract.bounds import bounds, check_bounds, judge
 from contract.checks import CHECK_ORDER, DTYPE_ORDER, case_id
 from gemma3.runtime import compile_cache, sharding
 from harness.checkpoints import registry
@@ -193,16 +193,22 @@ def greedy(model, reference, prompts, limits, logit_scale):
 
 
 @pytest.fixture
-def record(json_metadata, case, request):
-    """record(measurements, texts=None): stores {model, dtype, check, measurements} (and the
-    texts a real-text check shows, {name: [str]}) for the result file."""
+def record(json_metadata, case, run, request):
+    """record(measurements, texts=None) stores {model, dtype, check, measurements, bounds} (and
+    the texts a real-text check shows, {name: [str]}) for the result file, and returns what the
+    measurements break of the check's bounds (contract.bounds; [] = the check passes). The
+    checks assert exactly that, so the reporter re-derives the same verdict from the file."""
     check = request.node.originalname.removeprefix("test_")
+    applied = check_bounds(check, case.dtype, run["backend"])
 
-    def store(measurements: dict, texts: dict[str, list[str]] | None = None) -> None:
+    def store(measurements: dict, texts: dict[str, list[str]] | None = None) -> list[str]:
+        finite = _finite(measurements)
         json_metadata.update({"model": case.model, "dtype": case.dtype, "check": check,
-                              "measurements": _finite(measurements)})
+                              "measurements": finite,
+                              "bounds": [b.as_record() for b in applied]})
         if texts is not None:
             json_metadata["texts"] = {key: capped(values) for key, values in texts.items()}
+        return judge(applied, finite)
     return store
 
 

@@ -19,13 +19,7 @@ def test_batch(model, reference, prompts, limits, logit_scale, case, record):
         step = first_divergence(tokens[row], reference["batch_tokens"][row])
         if step is not None and reference["batch_margin"][row, step] >= tie:
             confident.append((row, step))
-    record({**stats.measurements(), "confident_divergences": len(confident)})
-    assert stats.max_abs_rel <= limits.max_abs_rel and stats.mean_kl <= limits.mean_kl, (
-        f"{case.id}: left-padded batch logits differ: max |diff| {stats.max_abs_rel:.2e} of the "
-        f"scale (bound {limits.max_abs_rel:.0e}), mean KL {stats.mean_kl:.2e} "
-        f"(bound {limits.mean_kl:.0e})")
-    assert stats.confident_misses == 0, (
-        f"{case.id}: {stats.confident_misses} batch positions pick another top-1 where the "
-        "reference is not near a tie")
-    assert not confident, (f"{case.id}: batched greedy decoding diverged (row, step) "
-                           f"{confident} where the reference was not near a tie")
+    problems = record({**stats.measurements(), "confident_divergences": len(confident)})
+    assert not problems, (f"{case.id}: the left-padded batch differs from transformers: "
+                          + "; ".join(problems) + (f"; greedy decoding diverged at (row, step) "
+                                                   f"{confident}" if confident else ""))

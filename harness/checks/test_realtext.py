@@ -47,26 +47,24 @@ def test_realtext(model, reference, text_run, tokenizer, limits, case, run, reco
     runs, ours = _continuations(model, reference, tie)
     logprobs = text_run[0]
     mine, theirs = realtext.perplexity(logprobs), realtext.perplexity(reference["text_logprobs"])
-    bound = limits.perplexity_rel
     texts = load_meta(Path(run["reference_dirs"][case.dtype]))["realtext"]
     steps = [r.first_divergent_step for r in runs]
-    record({"perplexity": mine, "reference_perplexity": theirs,
-            "perplexity_rel_diff": abs(mine / theirs - 1), "text_tokens": len(logprobs) + 1,
-            "prompts": len(runs), "identical_texts": sum(s is None for s in steps),
-            "near_tie_divergences": sum(len(r.divergences) - len(r.confident) for r in runs),
-            "confident_divergences": sum(len(r.confident) for r in runs)},
-           {"prompts": texts["prompts"], "ours": [tokenizer.decode(t, skip_special_tokens=True)
-                                                  for t in ours],
-            "reference": texts["reference"]})
+    ours_texts = [tokenizer.decode(t, skip_special_tokens=True) for t in ours]
+    problems = record(
+        {"perplexity": mine, "reference_perplexity": theirs,
+         "perplexity_rel_diff": abs(mine / theirs - 1), "text_tokens": len(logprobs) + 1,
+         "prompts": len(runs), "identical_texts": sum(s is None for s in steps),
+         "near_tie_divergences": sum(len(r.divergences) - len(r.confident) for r in runs),
+         "confident_divergences": sum(len(r.confident) for r in runs)},
+        {"prompts": texts["prompts"], "ours": ours_texts, "reference": texts["reference"]})
     confident = [(i, r.confident[0]) for i, r in enumerate(runs) if r.confident]
     assert not confident, (
         f"{case.id}: greedy text diverged from transformers where its top-1 margin is above "
         f"the near-tie bound: " + "; ".join(
             f"prompt {realtext.PROMPTS[i]!r} at step {d.step} (ours {d.ours}, reference "
             f"{d.reference}, margin {d.margin:.3g})" for i, d in confident))
-    assert abs(mine / theirs - 1) <= bound, (
-        f"{case.id}: perplexity of the real text {mine:.4f} vs the reference's {theirs:.4f}: "
-        f"relative difference {abs(mine / theirs - 1):.2e} above the bound {bound:.0e}")
+    assert not problems, (f"{case.id}: perplexity of the real text {mine:.4f} vs the "
+                          f"reference's {theirs:.4f}: " + "; ".join(problems))
 
 
 def _continuations(model, reference, tie: float):
@@ -95,9 +93,11 @@ def test_bf16_fidelity(reference, text_run, case, run, record):
     positions = realtext.kl_positions(len(reference["text_ids"]))
     ours = realtext.mean_kl(fp32["text_kl_logits"], text_run[1])
     theirs = realtext.mean_kl(fp32["text_kl_logits"], reference["text_kl_logits"])
-    record({"kl_to_fp32": ours, "reference_kl_to_fp32": theirs,
-            "kl_ratio": ours / theirs if theirs else None, "positions": len(positions)})
-    assert ours <= BF16_KL_FACTOR * theirs, (
+    # Both 0 (no rounding at all) is a ratio of 0: as faithful as transformers.
+    ratio = ours / theirs if theirs else (0.0 if ours == 0 else None)
+    problems = record({"kl_to_fp32": ours, "reference_kl_to_fp32": theirs, "kl_ratio": ratio,
+                       "positions": len(positions)})
+    assert not problems, (
         f"{case.id}: our bf16 logits of the real text are further from the fp32 reference "
         f"(mean KL {ours:.3g}) than {BF16_KL_FACTOR}x transformers' own bf16 "
         f"({theirs:.3g})")

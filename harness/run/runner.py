@@ -6,6 +6,7 @@ failure with its cause; the run goes on with the next model.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import subprocess
@@ -19,11 +20,11 @@ import psutil
 from contract.checks import CHECKS_DIR
 from harness.checkpoints import registry
 from harness.checkpoints import resolve as checkpoints
-from harness.checkpoints.synthetic import discard_partials
 from harness.memory import planner
 from harness.parity.prompts import make_prompts
 from harness.reference.store import DONE, reference_dir
 from harness.run.results import ResultFile, model_entry, project, utc_stamp
+from harness.system.cache import discard_partials, writer_lock
 from harness.system.processes import Interrupted, cause, deferred_signals, run_child
 from harness.system.threads import allocator_env, auto_threads, child_env
 
@@ -177,18 +178,25 @@ def run_model(spec: registry.ModelSpec, opts: Options, fp: dict, progress):
 
 
 def _reference(spec, ckpt, refdirs: dict, opts: Options, threads: int, progress) -> str | None:
-    """Runs the reference for the dtypes not cached yet; the failure cause, or None."""
-    missing = [d for d, path in refdirs.items() if not (path / DONE).exists()]
-    if not missing:
+    """Runs the reference for the dtypes not cached yet; the failure cause, or None. Each
+    dtype's outputs are written under the cache's writer lock: a second run of the same model
+    and dtype waits for this one instead of removing its half-written outputs."""
+    if all((path / DONE).exists() for path in refdirs.values()):
         return None
-    progress(spec.id, f"reference ({', '.join(missing)}; {threads} thread(s))")
-    try:
-        done = run_child(_reference_args(spec, ckpt, missing, opts), env=child_env(threads),
-                         cwd=registry.REPO_ROOT, timeout=opts.timeout,
-                         show=lambda line: line.startswith("reference:"))
-    finally:  # a reference killed while saving leaves its hidden staging folder
-        for path in refdirs.values():
-            discard_partials(path)
+    with contextlib.ExitStack() as locks:
+        for path in sorted(refdirs.values()):  # one order for every run: no deadlock
+            locks.enter_context(writer_lock(path, lambda stage: progress(spec.id, stage)))
+        missing = [d for d, path in refdirs.items() if not (path / DONE).exists()]
+        if not missing:  # another run computed them while this one waited
+            return None
+        progress(spec.id, f"reference ({', '.join(missing)}; {threads} thread(s))")
+        try:
+            done = run_child(_reference_args(spec, ckpt, missing, opts), env=child_env(threads),
+                             cwd=registry.REPO_ROOT, timeout=opts.timeout,
+                             show=lambda line: line.startswith("reference:"))
+        finally:  # a reference killed while saving leaves its hidden staging folder
+            for path in refdirs.values():
+                discard_partials(path)
     if done.returncode == 0 and not done.timed_out:
         return None
     return cause(done, "running the transformers reference", opts.timeout)

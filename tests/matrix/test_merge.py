@@ -133,3 +133,25 @@ def test_a_refusal_beside_a_run_is_not_listed():
     run, refusal = evidence(RUNS, 1), evidence(NOT_SUPPORTED, 2)
     cell = merge([run, refusal])[("gemma-3-1b-it", "GPU A100 (1x)")]
     assert cell.shown is run and cell.by_kind == (run,)
+
+
+def test_disagreeing_current_evidence_is_shown_in_the_cell():
+    """✅ from one machine, ❌ from another of the column: the newest shows, the count says the
+    other exists, and the details list both."""
+    passed, failed = evidence(RUNS, 5, name="b.json"), evidence(FAILS, 4, detail="logits",
+                                                               name="a.json")
+    cell = merge([passed, failed])[("gemma-3-1b-it", "GPU A100 (1x)")]
+    assert cell.shown is passed and cell.dissent == (failed,)
+    assert cell.text() == "✅ Runs (1 of 2 ❌) 🧪"
+    assert cell.listed == (passed, failed)
+    newer_failure = merge([passed, evidence(FAILS, 6, detail="batch", name="c.json"), failed])
+    assert newer_failure[("gemma-3-1b-it", "GPU A100 (1x)")].text() == "❌ Fails (batch) (1 of 3 ✅) 🧪"
+
+
+def test_stale_or_other_kind_evidence_is_no_disagreement():
+    passed = evidence(RUNS, 5)
+    for other in (evidence(FAILS, 4, stale=("ran on different gemma3/ code",)),
+                  evidence(FAILS, 4, weights="real_quantized", detail="realtext"),
+                  evidence(NOT_SUPPORTED, 4, detail="needs 9.0 GiB > has 8.0 GiB")):
+        cell = merge([passed, other])[("gemma-3-1b-it", "GPU A100 (1x)")]
+        assert cell.dissent == () and "of" not in cell.text()

@@ -183,3 +183,15 @@ def test_a_long_value_keeps_the_pattern_in_the_message(tmp_path):
     data["provenance"]["versions"]["transformers"] = "5" * 500
     message = only(problems(tmp_path, data))
     assert "… does not match '^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$'" in message
+
+
+@pytest.mark.parametrize("command", ["render", "check"])
+def test_a_readme_that_is_not_utf8_is_named_with_its_byte(repo, command, capsys):
+    readme = repo / "README.md"
+    readme.write_bytes(b"# Gemma 3\n\xff\xfe latin-1 caf\xe9\n<!-- matrix:begin -->\n")
+    before = readme.read_bytes()
+    assert run(repo, command, "--results", str(repo / "results")) == 1
+    assert capsys.readouterr().err == (
+        f"error: {readme} is not UTF-8 text (byte 10: b'\\xff'); the README must be UTF-8 for "
+        "the matrix to be written into it\n")
+    assert readme.read_bytes() == before

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from contract.bounds import check_bounds
 from contract.registry import load_registry
 from harness.checkpoints.registry import REPO_ROOT
 from harness.run import results
@@ -32,7 +33,8 @@ def a_test(check: str, model: str, dtype: str, outcome: str = "passed", **measur
             "call": {"duration": 1.0, "outcome": outcome, "crash": {"path": HOME},
                      "traceback": [{"path": "x"}], "stdout": "noise"},
             "metadata": {"model": model, "dtype": dtype, "check": check,
-                         "measurements": measurements}}
+                         "measurements": measurements,
+                         "bounds": [b.as_record() for b in check_bounds(check, dtype, "cpu")]}}
     if outcome == "failed":
         test["call"]["longrepr"] = f"{HOME}/venv/x.py: token hf_{'a' * 30} leaked"
     return test
@@ -47,7 +49,8 @@ def written(tmp_path):
     out = results.ResultFile(tmp_path, provenance())
     out.add_model("gemma-3-270m", results.model_entry("synthetic:0", "ran", None, 3 * 2**30,
                                                       20 * 2**30, ["float32", "bfloat16"]),
-                  [a_test("load", "gemma-3-270m", "bfloat16", load_seconds=1.5),
+                  [a_test("load", "gemma-3-270m", "bfloat16", load_seconds=1.5,
+                          parameter_mismatch=0),
                    a_test("logits", "gemma-3-270m", "float32", "failed", max_abs_diff=0.5)])
     out.add_model("gemma-3-27b-it", results.model_entry(
         "synthetic:0", "not_supported", "needs 63.8 GiB > has 19.0 GiB", 68 * 2**30, 19 * 2**30,
@@ -84,7 +87,7 @@ def test_rewrites_are_atomic_and_keep_earlier_models(written):
     out, path = written
     out.add_model("gemma-3-1b-pt", results.model_entry("synthetic:0", "ran", None, 1, 1,
                                                        ["bfloat16"]),
-                  [a_test("load", "gemma-3-1b-pt", "bfloat16")])
+                  [a_test("load", "gemma-3-1b-pt", "bfloat16", parameter_mismatch=0)])
     assert out.write() == path
     data = json.loads(path.read_text())
     assert len(data["provenance"]["models"]) == 4 and data["summary"]["total"] == 3
@@ -112,11 +115,12 @@ def test_a_quantized_run_is_written_as_real_quantized_v2_evidence(tmp_path):
     out = results.ResultFile(tmp_path, provenance())
     out.add_model("gemma-3-270m", results.model_entry(f"gguf:{digest}", "ran", None, 1, 1,
                                                       ["bfloat16"], mix),
-                  [a_test("realtext", "gemma-3-270m", "bfloat16", perplexity=9.5)])
+                  [a_test("realtext", "gemma-3-270m", "bfloat16", perplexity=9.5,
+                              perplexity_rel_diff=1e-3, confident_divergences=0)])
     path = out.write()
     data = json.loads(path.read_text())
     entry = data["provenance"]["models"]["gemma-3-270m"]
-    assert data["provenance"]["schema_version"] == 2
+    assert data["provenance"]["schema_version"] == 3
     assert entry["evidence"] == "real_quantized" and entry["quantization"] == mix
     assert validate(path)[1] == []
 

@@ -59,3 +59,40 @@ def test_checks_that_time_out_fail_the_model(monkeypatch, tmp_path, no_writes):
     out = ResultFile(tmp_path / "results", provenance())
     out.add_model("gemma-3-1b-it", entry, [])
     assert validate(out.write())[1] == []
+
+
+def test_a_second_run_waits_for_the_reference_another_run_is_writing(monkeypatch, tmp_path):
+    """Two runs of one model and dtype: the second waits on the reference's writer lock and
+    neither runs the reference twice nor removes the other's half-written outputs."""
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    refdir = tmp_path / "reference" / "gemma-3-270m-bfloat16-0123456789abcdef"
+    refdir.parent.mkdir(parents=True)
+    staging = refdir.parent / f".{refdir.name}-live"
+    # Another run: holds the lock, is writing its staging folder, finishes after a moment.
+    other = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from harness.system.cache import writer_lock\n"
+        f"final = Path({str(refdir)!r})\n"
+        "with writer_lock(final):\n"
+        f"    Path({str(staging)!r}).mkdir(); print('holding', flush=True); time.sleep(2)\n"
+        "    final.mkdir(); (final / 'meta.json').write_text('{}')\n")],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[3])
+    assert other.stdout.readline().strip() == "holding"
+    children, said = [], []
+    monkeypatch.setattr(runner, "run_child", lambda *a, **k: children.append(a))
+    spec = registry.get("gemma-3-270m")
+    fake = checkpoints.Checkpoint(tmp_path, "synthetic:0", "synthetic:x:0:w0")
+    found: list = []
+    worker = threading.Thread(target=lambda: found.append(runner._reference(
+        spec, fake, {"bfloat16": refdir}, options(tmp_path), 1,
+        lambda model, stage: said.append(stage))))
+    worker.start()
+    time.sleep(1.0)
+    assert worker.is_alive() and staging.is_dir()  # waiting, and the other's work untouched
+    worker.join(timeout=30)
+    other.wait(timeout=30)
+    assert found == [None] and children == []  # computed by the other run: nothing re-run
+    assert said == [f"waiting for another run that is writing {refdir.name}"]
