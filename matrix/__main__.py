@@ -10,6 +10,7 @@ from contract.registry import load_registry
 from . import diff as cell_diff
 from .load import ResultsDirError, list_result_files
 from .pipeline import build_block, build_cells, load_valid
+from .predictions import DEFAULT_FILE, PredictionsError, load_predictions
 from .readme import MarkerError, splice, unified_diff
 
 
@@ -18,7 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
-    except (MarkerError, FileNotFoundError, ResultsDirError, ReadmeError, DiffError) as exc:
+    except (MarkerError, FileNotFoundError, ResultsDirError, ReadmeError, DiffError,
+            PredictionsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
@@ -110,7 +112,8 @@ def _expected_readme(args) -> tuple[str, str, list, int]:
     registry = load_registry()
     results, problems = load_valid(files, registry)
     _report(problems)
-    block = build_block(results, registry, args.root, args.readme.parent)
+    block = build_block(results, registry, args.root, args.readme.parent,
+                        load_predictions(args.predictions))
     return current, splice(current, block, str(args.readme)), problems, len(results)
 
 
@@ -140,6 +143,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="README with the matrix markers (default: README.md)")
         sub.add_argument("--root", type=Path, default=Path("."),
                          help="repository root whose gemma3/ sources are hashed (default: cwd)")
+        sub.add_argument("--predictions", type=Path, default=DEFAULT_FILE,
+                         help="the planner's predicted cells (default: contract/predictions.json;"
+                              " a missing file predicts nothing)")
         sub.set_defaults(run=run)
     d = commands.add_parser("diff", help="print (Markdown) every cell the added result files "
                                          "change, before -> after, with the deciding evidence")

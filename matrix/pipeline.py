@@ -9,6 +9,7 @@ from contract.registry import Model
 from .columns import column_for
 from .load import Result, read_result
 from .merge import Cell, merge
+from .predictions import load_predictions
 from .problem import Problem
 from .render import render_block
 from .status import evidence_from
@@ -38,10 +39,12 @@ def build_cells(results: list[Result], registry: tuple[Model, ...], code_hash: s
 
 
 def build_block(results: list[Result], registry: tuple[Model, ...], root: Path,
-                readme_dir: Path) -> str:
-    """The README block for these (valid) results, with staleness judged against `root`."""
+                readme_dir: Path, predictions: dict | None = None) -> str:
+    """The README block for these (valid) results, with staleness judged against `root`, and
+    the planner's predictions (contract/predictions.json) where no result speaks."""
     cells, columns = build_cells(results, registry, code_sha256(root))
-    return render_block(cells, columns, registry, results, readme_dir)
+    predictions = load_predictions() if predictions is None else predictions
+    return render_block(cells, columns, registry, results, readme_dir, predictions)
 
 
 def _column(result: Result) -> str:

@@ -15,6 +15,7 @@ from .evidence import MARKS
 from .load import Result
 from .merge import Cell
 from .policy import MIN_JAX
+from .predictions import PREDICTED_MARK, REFUSED, Prediction
 from .status import NEEDS_CHECK, STALE_MARK, cell_text
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -23,11 +24,14 @@ GROUPS = (("it", "Instruction-tuned"), ("pt", "Pre-trained"))
 
 
 def render_block(cells: dict[tuple[str, str], Cell], columns_seen: set[str],
-                 registry: tuple[Model, ...], results: list[Result], readme_dir: Path) -> str:
-    """The text between the README markers; the same inputs always give the same bytes."""
+                 registry: tuple[Model, ...], results: list[Result], readme_dir: Path,
+                 predictions: dict[tuple[str, str], Prediction] | None = None) -> str:
+    """The text between the README markers; the same inputs always give the same bytes. A
+    prediction fills only a cell that no valid result speaks about."""
     columns = ordered_columns(columns_seen)
+    predictions = predictions or {}
     grouped = [(title, [m for m in registry if m.variant == variant]) for variant, title in GROUPS]
-    groups = [{"title": title, "rows": [_row(m, columns, cells) for m in models]}
+    groups = [{"title": title, "rows": [_row(m, columns, cells, predictions) for m in models]}
               for title, models in grouped]
     # One details row per weight kind a cell has evidence of (the shown one first).
     details = [
@@ -38,13 +42,17 @@ def render_block(cells: dict[tuple[str, str], Cell], columns_seen: set[str],
     return _environment().get_template("matrix.md.j2").render(
         columns=columns, groups=groups, details=details, newest=_newest(results),
         count=len(results), needs_check=NEEDS_CHECK, legend=_legend(),
+        predicted=PREDICTED_MARK if any(p.verdict == REFUSED for key, p in predictions.items()
+                                        if key not in cells) else None,
         stale=STALE_MARK, min_jax=f"{MIN_JAX[0]}.{MIN_JAX[1]}",
     )
 
 
-def _row(model: Model, columns: list[str], cells: dict) -> dict:
+def _row(model: Model, columns: list[str], cells: dict, predictions: dict) -> dict:
     link = Trusted(f"[{md(model.id)}](https://huggingface.co/{quote(model.hub_repo)})")
-    return {"link": link, "cells": [_cell_text(cells.get((model.id, c))) for c in columns]}
+    return {"link": link, "cells": [_cell_text(cells.get((model.id, c)),
+                                               predictions.get((model.id, c)))
+                                    for c in columns]}
 
 
 def _legend() -> list[Trusted]:
@@ -53,8 +61,10 @@ def _legend() -> list[Trusted]:
                                   subsequent_indent="  ")) for kind in MARKS.values()]
 
 
-def _cell_text(cell: Cell | None) -> Trusted:
-    return cell_text(None) if cell is None else cell.text()
+def _cell_text(cell: Cell | None, prediction: Prediction | None) -> Trusted:
+    if cell is not None:
+        return cell.text()  # evidence always outranks a prediction
+    return cell_text(None) if prediction is None else prediction.text()
 
 
 def _newest(results: list[Result]) -> str | None:

@@ -40,9 +40,12 @@ def make_repo(tmp_path: Path, *result_dirs: str) -> Path:
     return tmp_path
 
 
-def run(repo: Path, command: str) -> int:
+def run(repo: Path, command: str, predictions: Path | None = None) -> int:
+    """render/check on the throwaway checkout; predictions: a predictions file (default: the
+    checkout's, which does not exist: nothing predicted)."""
     return main([command, "--results", str(repo / "results"), "--readme",
-                 str(repo / "README.md"), "--root", str(repo)])
+                 str(repo / "README.md"), "--root", str(repo), "--predictions",
+                 str(predictions or repo / "predictions.json")])
 
 
 def block(text: str) -> str:
@@ -55,7 +58,7 @@ def test_fixture_source_hash_is_the_fixtures_fresh_hash(tmp_path):
 
 def test_golden_render(tmp_path):
     repo = make_repo(tmp_path, "valid")
-    assert run(repo, "render") == 0
+    assert run(repo, "render", FIXTURES / "predictions.json") == 0
     rendered = (repo / "README.md").read_bytes()
     if os.environ.get("MATRIX_UPDATE_GOLDEN"):
         GOLDEN.write_bytes(rendered)
@@ -239,3 +242,21 @@ def test_real_weights_without_the_real_text_check_prove_nothing(tmp_path):
     assert run(repo, "render") == 0
     cells = _table((repo / "README.md").read_text(encoding="utf-8"))
     assert cells["gemma-3-270m"]["CPU"] == "✅ Runs 🧪"  # only the synthetic evidence counts
+
+
+def test_predictions_fill_only_cells_no_result_speaks_about(tmp_path):
+    repo = make_repo(tmp_path, "valid")
+    run(repo, "render", FIXTURES / "predictions.json")
+    cells = _table((repo / "README.md").read_text(encoding="utf-8"))
+    assert cells["gemma-3-27b-it"]["TPU v5e (1x)"] == (
+        "⛔️ predicted: needs 54.1 GiB &gt; 16.0 GiB per chip")
+    assert cells["gemma-3-27b-it"]["GPU A100 (8x)"] == (
+        "❔ Needs check (predicted 8.4 of 30.0 GiB per GPU)")
+    assert cells["gemma-3-12b-it"]["GPU A100 (1x)"] == (
+        "❔ Needs check (tight: 27.9 of 30.0 GiB per GPU)")
+    # A result outranks a prediction, however sure the prediction is.
+    assert cells["gemma-3-270m-it"]["GPU H100 (1x)"].startswith("❌ Fails (batch)")
+    details = (repo / "README.md").read_text(encoding="utf-8").split("<details>")[1]
+    assert "predicted" not in details  # never shown as evidence
+    assert all(not row["CPU"].startswith(("⛔️ predicted", "❔ Needs check ("))
+               for row in cells.values())
