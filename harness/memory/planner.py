@@ -1,14 +1,22 @@
 """Predicts the memory a model's checks need, before anything is loaded, and refuses what
 cannot fit: "not supported: needs X GiB > has Y GiB", per dtype.
 
-The JAX process needs: parameters in the dtype, the KV cache of the longest generation
-(gemma3.nn.cache.cache_bytes), activations of the longest prompt, the logits and reference arrays
-it compares, a runtime overhead (the Python/JAX/XLA process and its compiled programs), and on
-XLA:CPU float32 working copies of the weights (WEIGHT_COPIES, measured). The reference
-process needs the torch model in the dtype, its logits and hidden states, and the
-torch/transformers runtime. The two never run at the same time, so a dtype
-fits when each of them fits the memory available: device memory for the JAX side on an
-accelerator (host RAM on CPU), and host RAM or the GPU torch sees for the reference.
+The JAX process needs, per device: parameters in the dtype (split over the accelerators), the KV
+cache of the longest generation (gemma3.nn.cache.cache_bytes), activations of the longest
+prompt, the logits and reference arrays it compares, a runtime overhead, and on XLA:CPU float32
+working copies of the weights (WEIGHT_COPIES, measured). The reference process needs the torch
+model in the dtype, its logits and hidden states, and the torch/transformers runtime; where it
+runs (one GPU, all GPUs, host RAM) is harness/memory/placement.py's choice. The two never run
+at the same time, so a dtype fits when each fits where it runs.
+
+What the JAX side has on a GPU: the model processes run with XLA_PYTHON_CLIENT_PREALLOCATE=false
+(harness/system/threads.py), so XLA's allocator grows on demand up to its limit, which stays
+XLA_PYTHON_CLIENT_MEM_FRACTION (0.75) of the device; `memory_stats()` reports that limit as
+`bytes_limit` and what is allocated as `bytes_in_use`, and the fingerprint's available bytes are
+the smallest `bytes_limit - bytes_in_use` over the devices. The CUDA context lives outside that
+pool. The GPU figures below are the CPU-measured formulas plus assumptions marked NOT YET
+MEASURED; every accelerator result records predicted against measured peak per model and dtype
+(the memory check), so the first GPU run says how to correct them.
 """
 
 from __future__ import annotations
@@ -21,11 +29,15 @@ from contract.refusal import gib, memory_reason
 from gemma3.config import DTYPES, Gemma3Config
 from gemma3.generation.loop import bucket_sizes
 from gemma3.nn.cache import cache_bytes
+from harness.memory import placement
 from harness.parity.prompts import BATCH_LENGTHS, GENERATE_TOKENS, LOGITS_TOKENS, make_prompts
 
 GiB = 2**30
 ITEMSIZE = {name: d.itemsize for name, d in DTYPES.items()}
-# The process with jax, flax, numpy and the compiled programs of the checks.
+# CPU (measured): the process with jax, flax, numpy and the compiled programs of the checks.
+# Accelerators (NOT YET MEASURED): device memory beyond the arrays counted here, inside XLA's
+# pool: cuBLAS/cuDNN workspaces and autotuning scratch on a GPU, program buffers on a TPU;
+# 1.0 GiB assumed.
 JAX_OVERHEAD = {"cpu": int(1.2 * GiB), None: int(1.0 * GiB)}
 # Weight-sized copies XLA holds at the peak, in float32 units of all weights, keyed by
 # (backend, dtype). Since every weight dot is bf16 x bf16 with float32 accumulation (1-row dots
@@ -35,9 +47,9 @@ JAX_OVERHEAD = {"cpu": int(1.2 * GiB), None: int(1.0 * GiB)}
 # harness's 4b bf16 checks (multimodal at full size included) peaked at 13.7 GiB. Before: bf16
 # 3.74 / 9.10 GiB for all checks of the 270m / 1b (1.75 float32 copies). float32 keeps 0.2
 # from the old measurement (2.92 / 6.07 GiB), an upper estimate: loading no longer copies
-# each tensor twice. Accelerators run bf16 natively: none assumed.
+# each tensor twice. Accelerators run bf16 natively: none assumed (NOT YET MEASURED).
 WEIGHT_COPIES = {("cpu", "bfloat16"): 0.0, ("cpu", "float32"): 0.2, None: 0.0}
-TORCH_OVERHEAD = int(1.5 * GiB)  # python + torch + transformers, CPU
+TORCH_OVERHEAD = int(1.5 * GiB)  # python + torch + transformers, in host RAM
 LIVE_LAYERS = 2  # XLA reuses activation buffers; about two layers' worth are live at once
 # SigLIP's [heads, 4096, 4096] attention scores: the float32 scores, their bf16 rounding and the
 # probabilities are live together. With 2 the 4b bf16 checks measured 13.7 GiB against 13.1
@@ -61,25 +73,33 @@ class Need:
 @dataclasses.dataclass(frozen=True)
 class Verdict:
     dtype: str
-    jax: Need
-    reference: int
-    jax_available: int
-    reference_available: int
+    jax: Need  # per device
+    reference: placement.Outcome
+    jax_available: int  # per device
+
+    @property
+    def jax_fits(self) -> bool:
+        return self.jax.total <= self.jax_available
 
     @property
     def fits(self) -> bool:
-        return self.jax.total <= self.jax_available and self.reference <= self.reference_available
+        return self.jax_fits and self.reference.placement is not None
 
     @property
     def predicted(self) -> int:
-        return max(self.jax.total, self.reference)
+        return max(self.jax.total, self.reference.need)
+
+    @property
+    def available(self) -> int:
+        offered = self.reference.placement
+        return min(self.jax_available, offered.available if offered else self.jax_available)
 
     def reason(self) -> str | None:
-        if self.fits:
-            return None
-        if self.jax.total > self.jax_available:
-            return memory_reason(self.jax.total, self.jax_available)
-        return memory_reason(self.reference, self.reference_available, reference=True)
+        """The JAX side's refusal, the reference's, or both (`needs ...; reference needs ...`)."""
+        parts = [] if self.jax_fits else [memory_reason(self.jax.total, self.jax_available)]
+        if self.reference.reason:
+            parts.append(self.reference.reason)
+        return "; ".join(parts) or None
 
 
 def _longest_generation(cfg: Gemma3Config) -> tuple[int, int]:
@@ -90,7 +110,11 @@ def _longest_generation(cfg: Gemma3Config) -> tuple[int, int]:
     return bucket, cache_length
 
 
-def jax_need(cfg: Gemma3Config, dtype: str, backend: str) -> Need:
+def jax_need(cfg: Gemma3Config, dtype: str, backend: str, devices: int = 1) -> Need:
+    """Per device. With several accelerators the parameters are split over all of them (fsdp
+    splits the model width of every weight; the norms it replicates are a rounding error); the
+    KV cache, activations and compared outputs are counted whole on each, since the checks'
+    batches of 1 and 2 do not divide over fsdp and are replicated."""
     text, item = cfg.text, ITEMSIZE[dtype]
     bucket, cache_len = _longest_generation(cfg)
     per_token = (3 * text.intermediate_size + 2 * text.hidden_size
@@ -108,14 +132,13 @@ def jax_need(cfg: Gemma3Config, dtype: str, backend: str) -> Need:
     overhead = JAX_OVERHEAD.get(backend, JAX_OVERHEAD[None])
     copies = WEIGHT_COPIES.get((backend, dtype), WEIGHT_COPIES[None])
     overhead += int(copies * cfg.num_params() * 4)
-    return Need(params=cfg.num_params() * item,
+    return Need(params=-(-cfg.num_params() * item // devices),
                 kv_cache=cache_bytes(text, 2, cache_len, DTYPES[dtype]),
                 activations=activations, outputs=outputs, overhead=overhead)
 
 
-def reference_need(cfg: Gemma3Config, dtype: str) -> int:
-    text = cfg.text
-    params = cfg.num_params() * ITEMSIZE[dtype]
+def reference_need(cfg: Gemma3Config, dtype: str) -> placement.ReferenceNeed:
+    text, item = cfg.text, ITEMSIZE[dtype]
     logits = 2 * (LOGITS_TOKENS + 2 * BATCH_LENGTHS[0]) * text.vocab_size * 4
     hidden = 2 * (text.num_hidden_layers + 1) * LOGITS_TOKENS * text.hidden_size * 4
     _, cache_len = _longest_generation(cfg)
@@ -125,15 +148,28 @@ def reference_need(cfg: Gemma3Config, dtype: str) -> int:
         v = cfg.vision
         vision = 2 * v.num_attention_heads * v.num_patches**2 * 4
         vision += (LOGITS_TOKENS + v.num_patches // 16) * text.vocab_size * 4
-    return params + logits + hidden + kv + vision + TORCH_OVERHEAD
+    embedding = text.vocab_size * text.hidden_size
+    layer = (text.num_params() - embedding - text.hidden_size) // text.num_hidden_layers
+    return placement.ReferenceNeed(weights=cfg.num_params() * item,
+                                   work=logits + hidden + kv + vision,
+                                   largest_module=max(embedding, layer) * item,
+                                   host_runtime=TORCH_OVERHEAD)
+
+
+def jax_devices(fingerprint: dict) -> int:
+    """The devices the JAX side's parameters are split over: every accelerator; on CPU one
+    (emulated host devices all share the host's RAM, so splitting saves nothing)."""
+    return 1 if fingerprint["backend"] == "cpu" else int(fingerprint.get("device_count", 1))
 
 
 def plan(cfg: Gemma3Config, dtype: str, fingerprint: dict) -> Verdict:
-    """fingerprint: harness.system.fingerprint's dict (backend, available_bytes, reference)."""
-    return Verdict(dtype=dtype, jax=jax_need(cfg, dtype, fingerprint["backend"]),
-                   reference=reference_need(cfg, dtype),
-                   jax_available=int(fingerprint["available_bytes"]),
-                   reference_available=int(fingerprint["reference"]["memory_bytes"]))
+    """fingerprint: harness.system.fingerprint's dict (backend, device_count, available_bytes
+    per device, and the reference block placement.place reads)."""
+    backend = fingerprint["backend"]
+    return Verdict(dtype=dtype, jax=jax_need(cfg, dtype, backend, jax_devices(fingerprint)),
+                   reference=placement.place(reference_need(cfg, dtype),
+                                             fingerprint["reference"]),
+                   jax_available=int(fingerprint["available_bytes"]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,7 +202,12 @@ class ModelPlan:
 
     @property
     def available_bytes(self) -> int:
-        return min(min(v.jax_available, v.reference_available) for v in self.verdicts)
+        return min(v.available for v in self.verdicts)
+
+    def reference_placements(self) -> dict[str, placement.Placement]:
+        """dtype -> where its reference runs, for the dtypes that run."""
+        return {v.dtype: v.reference.placement for v in self.verdicts
+                if v.fits and v.reference.placement is not None}
 
 
 def plan_model(cfg: Gemma3Config, dtypes: list[str], fingerprint: dict) -> ModelPlan:

@@ -21,7 +21,7 @@ prompts, dtype, torch and transformers versions, REFERENCE_VERSION):
   rt_tokens.npy, rt_margin.npy [P, N]   their greedy continuations and top-1 margins
   text_ids.npy [T]         the perplexity text; text_logprobs.npy [T-1] log p of each next token
   text_kl_logits.npy [K, V]  its logits at realtext.kl_positions(T) (for the bf16 KL)
-  meta.json                versions, device, seconds; real weights: the prompts and the
+  meta.json                versions, placement, seconds, each GPU's peak; real weights: the prompts and the
                            reference's decoded continuations ("realtext")
 
 A GGUF checkpoint (a .gguf file) is loaded through transformers' own GGUF support
@@ -31,6 +31,7 @@ A GGUF checkpoint (a .gguf file) is loaded through transformers' own GGUF suppor
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -51,12 +52,14 @@ from harness.system.threads import apply_torch_threads
 
 
 def run_reference(spec: registry.ModelSpec, checkpoint: Path, dtype: str,
-                  prompts: Prompts, texts: list | None = None) -> dict[str, np.ndarray]:
+                  prompts: Prompts, texts: list | None = None,
+                  where: dict | None = None) -> dict[str, np.ndarray]:
     """The reference outputs; with `texts` (a list: real weights) also the real-text ones,
-    the decoded continuations appended to `texts`."""
+    the decoded continuations appended to `texts`. `where`: the planner's placement
+    (harness/memory/placement.py's to_json); None: GPU 0 when torch sees one, else the host."""
     import torch
 
-    model = _hf_model(spec, checkpoint, dtype)
+    model = _hf_model(spec, checkpoint, dtype, where)
     device = next(model.parameters()).device
     out = {}
     with torch.no_grad():
@@ -97,18 +100,38 @@ def _realtext(model, tokenizer, texts: list) -> dict[str, np.ndarray]:
     return out
 
 
-def _hf_model(spec, checkpoint: Path, dtype: str):
+def _hf_model(spec, checkpoint: Path, dtype: str, where: dict | None):
     import torch
     from transformers import Gemma3ForCausalLM, Gemma3ForConditionalGeneration
 
     cls = Gemma3ForConditionalGeneration if spec.multimodal else Gemma3ForCausalLM
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     args, kwargs = _hf_location(checkpoint)
-    model = cls.from_pretrained(*args, **kwargs, dtype=getattr(torch, dtype),
-                                attn_implementation="eager")
+    kwargs.update(dtype=getattr(torch, dtype), attn_implementation="eager")
+    if where is None:
+        where = {"kind": "gpu" if torch.cuda.is_available() else "host", "max_memory": {"0": 0}}
+    if where["kind"] == "gpus":  # layer by layer over the GPUs, within each one's budget
+        budgets = {int(i): int(n) for i, n in where["max_memory"].items()}
+        model = cls.from_pretrained(*args, **kwargs, device_map="auto", max_memory=budgets)
+        return _on_gpus_only(model).eval()
+    device = f"cuda:{min(int(i) for i in where['max_memory'])}" if where["kind"] == "gpu" \
+        else "cpu"
+    model = cls.from_pretrained(*args, **kwargs)
     # typeshed's functools.wraps result has no __get__, so mypy does not bind `self` on the
     # @wraps(torch.nn.Module.to) method PreTrainedModel.to and takes `device` for it.
-    return model.to(device).eval()  # type: ignore[arg-type]  # device_map would need accelerate
+    return model.to(device).eval()  # type: ignore[arg-type]
+
+
+def _on_gpus_only(model):
+    """accelerate puts what its GPU budgets cannot hold on the host or disk; the planner said
+    they hold it all, so anything left over is its error to report, not a slow run to accept."""
+    elsewhere = {name: dev for name, dev in model.hf_device_map.items()
+                 if not isinstance(dev, int)}
+    if elsewhere:
+        shown = ", ".join(f"{n} -> {d}" for n, d in list(elsewhere.items())[:3])
+        raise RuntimeError(f"the planner's GPU budgets did not hold the reference: accelerate "
+                           f"placed {len(elsewhere)} module(s) off the GPUs ({shown}); "
+                           f"CUDA_CONTEXT or the work estimate in harness/memory is too low")
+    return model
 
 
 def _hf_location(checkpoint: Path) -> tuple[tuple, dict]:
@@ -184,6 +207,8 @@ def main(argv=None) -> int:
     p.add_argument("--dtypes", default="float32,bfloat16")
     p.add_argument("--cache", default=None)
     p.add_argument("--seed", type=int, default=0, help="prompt seed")
+    p.add_argument("--placements", default="{}", type=json.loads,
+                   help="JSON: dtype -> the planner's placement (default: GPU 0 or the host)")
     args = p.parse_args(argv)
     apply_torch_threads()
     spec = registry.get(args.model)
@@ -195,12 +220,18 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         print(f"reference: {spec.id} {dtype} ...", file=sys.stderr, flush=True)
         texts: list[str] | None = [] if is_real(args.source) else None
-        outputs = run_reference(spec, args.checkpoint, dtype, prompts, texts)
-        meta = {"model": spec.id, "dtype": dtype, "source": args.source,
+        where = args.placements.get(dtype)
+        outputs = run_reference(spec, args.checkpoint, dtype, prompts, texts, where)
+        meta = {"model": spec.id, "dtype": dtype, "source": args.source, "placement": where,
                 "seconds": time.perf_counter() - start,
                 "torch": library_version("torch"), "transformers": library_version("transformers")}
         if texts is not None:
             meta["realtext"] = {"prompts": list(realtext.PROMPTS), "reference": texts}
+        if where is not None and where["kind"] != "host":  # corrects placement.CUDA_CONTEXT
+            import torch
+
+            meta["gpu_peak_bytes"] = {i: torch.cuda.max_memory_reserved(int(i))
+                                      for i in where["max_memory"]}
         save_outputs(target, outputs, meta)
         del outputs
     return 0

@@ -125,10 +125,13 @@ class ResultFile:
 
 
 def model_entry(checkpoint: str, status: str, reason: str | None, predicted: int | None,
-                available: int | None, dtypes: list[str], quantization: dict | None = None) -> dict:
+                available: int | None, dtypes: list[str], quantization: dict | None = None,
+                reference_placement: dict[str, str] | None = None) -> dict:
     """One provenance.models entry; the evidence kind follows from the checkpoint's source form
-    (a `gguf:` source is real_quantized and carries its quantization block)."""
+    (a `gguf:` source is real_quantized and carries its quantization block).
+    reference_placement: dtype -> where its reference ran (`cuda:0`, `host RAM`, ...)."""
     return {"checkpoint": checkpoint, "evidence": kind_of_source(checkpoint),
             "quantization": quantization, "status": status,
             "reason": None if reason is None else reason[:200],
-            "predicted_bytes": predicted, "available_bytes": available, "dtypes": dtypes}
+            "predicted_bytes": predicted, "available_bytes": available, "dtypes": dtypes,
+            "reference_placement": reference_placement or {}}

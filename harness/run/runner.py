@@ -93,8 +93,7 @@ def memory_now(fp: dict) -> dict:
     free = psutil.virtual_memory().available
     if fp["backend"] == "cpu":
         fp["available_bytes"] = free
-    if fp["reference"]["device"] == "cpu":
-        fp["reference"]["memory_bytes"] = free
+    fp["reference"]["host_bytes"] = free
     return fp
 
 
@@ -156,12 +155,14 @@ def run_model(spec: registry.ModelSpec, opts: Options, fp: dict, progress):
     progress(spec.id, f"checkpoint (planner: {', '.join(_need(v) for v in mplan.verdicts)})")
     ckpt = checkpoints.resolve(spec, opts.checkpoint, opts.seed, opts.cache,
                                lambda stage: progress(spec.id, stage))
+    placements = mplan.reference_placements()
     entry = model_entry(ckpt.source, "ran", mplan.reason(), mplan.predicted_bytes,
-                        mplan.available_bytes, dtypes, ckpt.quantization)
+                        mplan.available_bytes, dtypes, ckpt.quantization,
+                        {d: where.describe() for d, where in placements.items()})
     threads = opts.threads or auto_threads()
     refdirs = {d: reference_dir(opts.cache, spec.id, d, ckpt.key, make_prompts(cfg, opts.seed))
                for d in dtypes}
-    failure = _reference(spec, ckpt, refdirs, opts, threads, progress)
+    failure = _reference(spec, ckpt, refdirs, placements, opts, threads, progress)
     if failure:
         return {**entry, "status": "failed", "reason": failure}, [], 0
     progress(spec.id, f"JAX checks ({', '.join(dtypes)}; {threads} thread(s))")
@@ -177,7 +178,8 @@ def run_model(spec: registry.ModelSpec, opts: Options, fp: dict, progress):
     return entry, tests, data.get("summary", {}).get("deselected", 0)
 
 
-def _reference(spec, ckpt, refdirs: dict, opts: Options, threads: int, progress) -> str | None:
+def _reference(spec, ckpt, refdirs: dict, placements: dict, opts: Options, threads: int,
+               progress) -> str | None:
     """Runs the reference for the dtypes not cached yet; the failure cause, or None. Each
     dtype's outputs are written under the cache's writer lock: a second run of the same model
     and dtype waits for this one instead of removing its half-written outputs."""
@@ -189,9 +191,11 @@ def _reference(spec, ckpt, refdirs: dict, opts: Options, threads: int, progress)
         missing = [d for d, path in refdirs.items() if not (path / DONE).exists()]
         if not missing:  # another run computed them while this one waited
             return None
-        progress(spec.id, f"reference ({', '.join(missing)}; {threads} thread(s))")
+        where = ", ".join(f"{d} on {placements[d].describe()}" for d in missing)
+        progress(spec.id, f"reference ({where}; {threads} thread(s))")
         try:
-            done = run_child(_reference_args(spec, ckpt, missing, opts), env=child_env(threads),
+            args = _reference_args(spec, ckpt, {d: placements[d] for d in missing}, opts)
+            done = run_child(args, env=child_env(threads),
                              cwd=registry.REPO_ROOT, timeout=opts.timeout,
                              show=lambda line: line.startswith("reference:"))
         finally:  # a reference killed while saving leaves its hidden staging folder
@@ -218,13 +222,14 @@ def _checks(run_spec: dict, opts: Options, threads: int):
 def _need(verdict) -> str:
     state = "fits" if verdict.fits else "refused"
     return (f"{verdict.dtype} needs {planner.gib(verdict.predicted)} of "
-            f"{planner.gib(min(verdict.jax_available, verdict.reference_available))}, {state}")
+            f"{planner.gib(verdict.available)}, {state}")
 
 
-def _reference_args(spec, ckpt, dtypes, opts) -> list[str]:
+def _reference_args(spec, ckpt, placements: dict, opts) -> list[str]:
     args = [sys.executable, "-m", "harness.reference", "--model", spec.id,
             "--checkpoint", str(ckpt.path), "--source", ckpt.key,
-            "--dtypes", ",".join(dtypes), "--seed", str(opts.seed)]
+            "--dtypes", ",".join(placements), "--seed", str(opts.seed),
+            "--placements", json.dumps({d: p.to_json() for d, p in placements.items()})]
     return args + (["--cache", str(opts.cache)] if opts.cache else [])
 
 

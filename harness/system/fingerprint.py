@@ -132,31 +132,35 @@ def host() -> dict:
 
 
 def devices() -> dict:
-    """backend, device_kind, device_count, memory per device and memory free now."""
+    """backend, device_kind, device_count, memory per device and memory free now (per
+    device: the least any device has)."""
     import jax
 
     backend = jax.default_backend()
     devs = jax.devices()
     if backend == "cpu":
         total, free = psutil.virtual_memory().total, psutil.virtual_memory().available
-    else:
-        stats = devs[0].memory_stats() or {}
-        total = int(stats.get("bytes_limit", 0)) or psutil.virtual_memory().total
-        free = total - int(stats.get("bytes_in_use", 0))
+    else:  # the planner judges each device: the fullest one decides
+        stats = [d.memory_stats() or {} for d in devs]
+        total = int(stats[0].get("bytes_limit", 0)) or psutil.virtual_memory().total
+        free = min((int(s.get("bytes_limit", 0)) or total) - int(s.get("bytes_in_use", 0))
+                   for s in stats)
     return {"backend": backend, "device_kind": devs[0].device_kind, "device_count": len(devs),
             "memory_per_device_bytes": int(total), "available_bytes": int(free)}
 
 
-def reference_device() -> dict:
-    """Where the torch reference will run: cuda when torch sees a GPU, else the host CPU."""
+def reference_memory() -> dict:
+    """What the torch reference may use (harness/memory/placement.py chooses where): the free
+    memory of each GPU torch sees, none on a CPU or TPU host, and the host's available RAM."""
+    gpus: list[int] = []
     try:
         import torch
+
+        if torch.cuda.is_available():
+            gpus = [int(torch.cuda.mem_get_info(i)[0]) for i in range(torch.cuda.device_count())]
     except ImportError:
-        return {"device": "missing", "memory_bytes": 0}
-    if torch.cuda.is_available():
-        free, _total = torch.cuda.mem_get_info()
-        return {"device": "cuda", "memory_bytes": int(free)}
-    return {"device": "cpu", "memory_bytes": int(psutil.virtual_memory().available)}
+        pass
+    return {"gpu_free_bytes": gpus, "host_bytes": int(psutil.virtual_memory().available)}
 
 
 def check_backend(expected: str | None, found: str) -> None:
@@ -189,7 +193,7 @@ def fingerprint(expected_backend: str | None = None) -> dict:
     found = devices()
     check_backend(expected_backend, found["backend"])
     check_accelerator(expected_backend, found["backend"], seen)
-    return {**found, "versions": versions(), "host": host(), "reference": reference_device()}
+    return {**found, "versions": versions(), "host": host(), "reference": reference_memory()}
 
 
 def main(argv=None) -> int:

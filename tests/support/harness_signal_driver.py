@@ -42,7 +42,7 @@ def fingerprint(backend):
                          "flax": "0.12.8", "numpy": "2.0.0", "torch": None,
                          "transformers": None},
             "host": {"cpu": "test", "cores": 2, "ram_bytes": 64 * GiB, "os": "Linux"},
-            "reference": {"device": "cpu", "memory_bytes": 64 * GiB}}
+            "reference": {"gpu_free_bytes": [], "host_bytes": 64 * GiB}}
 
 
 def hangs(stage: str) -> bool:
@@ -57,10 +57,10 @@ def write_checkpoint(spec, directory, seed, progress=None):
         time.sleep(120)
 
 
-def reference_args(spec, ckpt, dtypes, opts):
+def reference_args(spec, ckpt, placements, opts):
     # Also proves the reference's partial output is cleaned: a staging folder as
     # harness/reference.py makes one.
-    refdir = runner.reference_dir(opts.cache, spec.id, dtypes[0], ckpt.key,
+    refdir = runner.reference_dir(opts.cache, spec.id, next(iter(placements)), ckpt.key,
                                   runner.make_prompts(spec.config(), opts.seed))
     (refdir.parent / f".{refdir.name}-killed").mkdir(parents=True, exist_ok=True)
     code = SLEEPER if hangs("reference") else "pass"

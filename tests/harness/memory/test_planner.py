@@ -12,7 +12,7 @@ GiB = 2**30
 
 def machine(free_gib: float, backend: str = "cpu") -> dict:
     return {"backend": backend, "available_bytes": int(free_gib * GiB),
-            "reference": {"device": "cpu", "memory_bytes": int(free_gib * GiB)}}
+            "reference": {"gpu_free_bytes": [], "host_bytes": int(free_gib * GiB)}}
 
 
 def config(model_id: str):
@@ -42,7 +42,9 @@ def test_a_dtype_that_does_not_fit_is_refused_with_needed_and_available_memory()
                               machine(16, "gpu"))
     assert plan.run_dtypes == ["bfloat16"]
     assert plan.reason().startswith("float32 not supported: needs ")
-    assert plan.reason().endswith("GiB > has 16.0 GiB")
+    # Both sides are short of memory in float32 here, and the refusal names both.
+    assert plan.reason().endswith("GiB > has 16.0 GiB in host RAM")
+    assert "GiB > has 16.0 GiB; reference needs " in plan.reason()
 
 
 def test_on_this_kind_of_machine_the_4b_runs_in_bf16_only():
@@ -56,7 +58,9 @@ def test_a_model_that_fits_in_no_dtype_is_not_supported():
     plan = planner.plan_model(config("gemma-3-27b-it"), ["float32", "bfloat16"], machine(20))
     assert plan.run_dtypes == []
     fp32, bf16 = plan.verdicts  # the reason leads with the dtype closest to fitting
-    assert plan.reason() == (f"needs {bf16.jax.total / GiB:.1f} GiB > has 20.0 GiB "
+    reference = bf16.reference.need / GiB
+    assert plan.reason() == (f"needs {bf16.jax.total / GiB:.1f} GiB > has 20.0 GiB; reference "
+                             f"needs {reference:.1f} GiB > has 20.0 GiB in host RAM "
                              f"(bfloat16; float32 {fp32.predicted / GiB:.1f} GiB)")
     assert plan.predicted_bytes == min(v.predicted for v in plan.verdicts)
     assert plan.available_bytes == 20 * GiB
@@ -64,7 +68,7 @@ def test_a_model_that_fits_in_no_dtype_is_not_supported():
 
 def test_the_reference_side_is_checked_too():
     fp = machine(80, "gpu")
-    fp["reference"] = {"device": "cpu", "memory_bytes": 16 * GiB}
+    fp["reference"] = {"gpu_free_bytes": [], "host_bytes": 16 * GiB}
     verdict = planner.plan(config("gemma-3-12b-it"), "bfloat16", fp)
     assert not verdict.fits and verdict.reason().startswith("reference needs ")
 

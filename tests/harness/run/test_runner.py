@@ -1,23 +1,26 @@
 """The runner's per-model outcomes: refused by the planner, or failed with the cause when a
 model process dies; and the result file still validates."""
 
+import json
 from pathlib import Path
 
 import pytest
 
 from harness.checkpoints import registry
 from harness.checkpoints import resolve as checkpoints
+from harness.memory import placement
 from harness.run import runner
 from harness.run.results import ResultFile
 from harness.system.processes import Finished
 from tests.harness.run.test_results import provenance, validate
 
 GiB = 2**30
+HOST = placement.Placement(placement.HOST, {}, 64 * GiB)
 
 
 def machine(free_gib: float) -> dict:
     return {"backend": "cpu", "available_bytes": int(free_gib * GiB),
-            "reference": {"device": "cpu", "memory_bytes": int(free_gib * GiB)}}
+            "reference": {"gpu_free_bytes": [], "host_bytes": int(free_gib * GiB)}}
 
 
 def options(tmp_path, **kw) -> runner.Options:
@@ -47,6 +50,25 @@ def test_a_reference_killed_by_the_oom_killer_fails_the_model(monkeypatch, tmp_p
     assert entry["status"] == "failed" and tests == []
     assert entry["reason"] == ("oom: process killed (exit -9) while running the transformers "
                                "reference")
+
+
+def test_the_reference_is_sent_where_the_planner_placed_it(monkeypatch, tmp_path, no_writes):
+    """Four A100 40 GB: the 12b's bf16 reference fits one GPU, its float32 one only spread; the
+    reference process is told so per dtype and the result entry records it."""
+    sent = []
+    monkeypatch.setattr(runner, "run_child", lambda args, **k: sent.append(args) or Finished(
+        0, False, 1.0, []))
+    monkeypatch.setattr(runner, "_checks", lambda *a: (Finished(0, False, 1.0, []),
+                                                       {"tests": [], "summary": {}}))
+    fp = {"backend": "gpu", "device_count": 4, "available_bytes": 30 * GiB,
+          "reference": {"gpu_free_bytes": [int(39.4 * GiB)] * 4, "host_bytes": 16 * GiB}}
+    entry, _, _ = runner.run_model(registry.get("gemma-3-12b-it"), options(tmp_path), fp,
+                                   lambda *a: None)
+    assert entry["reference_placement"] == {"float32": "cuda:0-3 (4 GPUs)",
+                                            "bfloat16": "cuda:0"}
+    placements = json.loads(sent[0][sent[0].index("--placements") + 1])
+    assert placements["float32"]["kind"] == "gpus" and placements["bfloat16"]["kind"] == "gpu"
+    assert sorted(placements["float32"]["max_memory"]) == ["0", "1", "2", "3"]
 
 
 def test_checks_that_time_out_fail_the_model(monkeypatch, tmp_path, no_writes):
@@ -87,7 +109,7 @@ def test_a_second_run_waits_for_the_reference_another_run_is_writing(monkeypatch
     fake = checkpoints.Checkpoint(tmp_path, "synthetic:0", "synthetic:x:0:w0")
     found: list = []
     worker = threading.Thread(target=lambda: found.append(runner._reference(
-        spec, fake, {"bfloat16": refdir}, options(tmp_path), 1,
+        spec, fake, {"bfloat16": refdir}, {"bfloat16": HOST}, options(tmp_path), 1,
         lambda model, stage: said.append(stage))))
     worker.start()
     time.sleep(1.0)

@@ -18,6 +18,7 @@ import pytest
 
 from harness.checkpoints import registry, synthetic
 from harness.checkpoints.registry import REPO_ROOT
+from harness.memory import placement
 from harness.run import runner
 from harness.system.processes import Finished, Interrupted, deferred_signals, stop_on_signals
 from tests.harness.run.test_runner import options
@@ -158,7 +159,8 @@ def test_a_reference_killed_while_saving_leaves_no_staging(tmp_path, monkeypatch
         return Finished(-9, False, 1.0, [])
 
     monkeypatch.setattr(runner, "run_child", killed_while_saving)
-    failure = runner._reference(spec, ckpt, {"bfloat16": refdir}, options(tmp_path), 1,
-                                lambda *a: None)
+    host = placement.Placement(placement.HOST, {}, 64 * 2**30)
+    failure = runner._reference(spec, ckpt, {"bfloat16": refdir}, {"bfloat16": host},
+                                options(tmp_path), 1, lambda *a: None)
     assert failure.startswith("oom: process killed")
     assert list(refdir.parent.iterdir()) == []

@@ -293,11 +293,11 @@ def fake_jax(monkeypatch, backend, devices):
 
 def test_the_planner_reads_the_device_limit_minus_what_is_in_use(monkeypatch):
     # An 80 GiB H100 under JAX's default memory fraction 0.75: a 60 GiB limit, 0.5 GiB in use.
-    fake_jax(monkeypatch, "gpu", [FakeDevice(H100, 60 * GiB, GiB // 2)] * 8)
+    fake_jax(monkeypatch, "gpu", [FakeDevice(H100, 60 * GiB, GiB // 2)])
     found = fingerprint.devices()
-    assert found == {"backend": "gpu", "device_kind": H100, "device_count": 8,
+    assert found == {"backend": "gpu", "device_kind": H100, "device_count": 1,
                      "memory_per_device_bytes": 60 * GiB, "available_bytes": int(59.5 * GiB)}
-    fp = {**found, "reference": {"device": "cuda", "memory_bytes": 79 * GiB}}
+    fp = {**found, "reference": {"gpu_free_bytes": [79 * GiB], "host_bytes": 200 * GiB}}
     assert planner.plan_model(registry.get("gemma-3-4b-it").config(),
                               ["float32", "bfloat16"], fp).run_dtypes == ["float32", "bfloat16"]
     plan = planner.plan_model(registry.get("gemma-3-27b-it").config(),
@@ -307,14 +307,22 @@ def test_the_planner_reads_the_device_limit_minus_what_is_in_use(monkeypatch):
     assert plan.reason() == f"float32 not supported: needs {need / GiB:.1f} GiB > has 59.5 GiB"
 
 
+def test_the_fullest_device_decides_what_is_available(monkeypatch):
+    # Eight H100s, one of them with 20 GiB taken by another job: that one limits every shard.
+    devices = [FakeDevice(H100, 60 * GiB, 0)] * 7 + [FakeDevice(H100, 60 * GiB, 20 * GiB)]
+    fake_jax(monkeypatch, "gpu", devices)
+    assert fingerprint.devices()["available_bytes"] == 40 * GiB
+
+
 def test_on_a_tpu_the_reference_counts_host_ram(monkeypatch):
     fake_jax(monkeypatch, "tpu", [FakeDevice("TPU v5 lite", 16 * GiB, 0)])
-    reference = fingerprint.reference_device()  # torch has no GPU on a TPU VM: the host
+    reference = fingerprint.reference_memory()  # torch has no GPU on a TPU VM: the host
     fp = {**fingerprint.devices(), "reference": reference}
-    assert reference["device"] == "cpu" and fp["available_bytes"] == 16 * GiB
+    assert reference["gpu_free_bytes"] == [] and fp["available_bytes"] == 16 * GiB
     verdict = planner.plan(registry.get("gemma-3-1b-it").config(), "bfloat16", fp)
     assert verdict.jax_available == 16 * GiB
-    assert verdict.reference_available == reference["memory_bytes"] > 0
+    assert verdict.reference.placement.kind == "host"
+    assert verdict.reference.placement.available == reference["host_bytes"] > 0
 
 
 def test_model_processes_and_the_fingerprint_grow_gpu_memory_on_demand(monkeypatch):
