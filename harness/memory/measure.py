@@ -1,5 +1,5 @@
-"""Measured peak memory of the JAX process: the device allocator's peak on GPU/TPU, the peak
-resident set on CPU.
+"""Measured peak memory of the JAX process: the device allocator's peak on GPU/TPU (the highest
+over the devices, as the planner predicts per device), the peak resident set on CPU.
 
 On Linux the CPU peak (VmHWM) can be reset, so each dtype's checks get their own peak; where
 it cannot, ru_maxrss (the lifetime peak) is used, and the harness runs the smaller dtype
@@ -49,4 +49,6 @@ def measured_peak(backend: str) -> tuple[int | None, str]:
         return peak_rss(), "process peak RSS (VmHWM)"
     import jax
 
-    return device_peak(jax.devices()[0]), "device peak_bytes_in_use"
+    peaks = [p for d in jax.local_devices() if (p := device_peak(d)) is not None]
+    # The planner predicts per device; the fullest device is the one that would run out.
+    return (max(peaks) if peaks else None), "device peak_bytes_in_use (the highest device)"
