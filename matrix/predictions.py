@@ -4,12 +4,12 @@ written by `python -m harness.memory.predict`; a test keeps it current). A predi
 evidence: it only fills a cell no valid result speaks about, with its own mark, it never
 appears in the details table, and the CPU column has none (host RAM varies too much).
 
-- refused (`⛔️ predicted: needs 54.1 GiB > 16.0 GiB per chip`): the planner's need stays above
+- refused (`⛔️ predicted: needs 59.4 GiB > 16.0 GiB per TPU v5e chip`): the planner's need stays above
   the device's memory even if the planner overestimates by as much as it has ever been measured
   to;
-- fits (`❔ Needs check (predicted 12.3 of 80.0 GiB per GPU)`): fits even with the memory
+- fits (`❔ Needs check (predicted 13.9 of 60.0 GiB per H100 80GB)`): fits even with the memory
   check's slack on top;
-- tight (`❔ Needs check (tight: 38.1 of 40.0 GiB per GPU)`): in between.
+- tight (`❔ Needs check (tight: 29.8 of 30.0 GiB per A100 40GB)`): in between.
 """
 
 import json
@@ -33,7 +33,7 @@ class Prediction:
     verdict: str  # REFUSED, TIGHT or FITS
     needs_bytes: int
     has_bytes: int
-    per: str  # "GPU", "chip", "TPU core"
+    per: str  # the card or chip one figure is for: "A100 40GB", "TPU v5e chip"
     device: str  # the device the figures are for, e.g. "TPU v5e"
 
     def text(self) -> Trusted:

@@ -40,7 +40,7 @@ ROOM_ARROWS = {
     "harness.system": set(),
     "harness.checkpoints": {"harness.system"},
     "harness.parity": set(),
-    "harness.memory": {"harness.parity"},
+    "harness.memory": {"harness.parity", "harness.checkpoints"},
     "harness.reference": {"harness.system", "harness.checkpoints", "harness.parity"},
     "harness.checks": {"harness.checkpoints", "harness.parity", "harness.memory",
                        "harness.reference"},
