@@ -75,7 +75,8 @@ class Outcome:
     """The placement chosen, or None and the sentence saying why nothing holds the reference."""
 
     placement: Placement | None
-    need: int  # the bytes judged against the placement (or against the best offer, refused)
+    need: int  # the bytes judged against the placement (refused: against host RAM)
+    has: int  # what the placement offers (refused: the host RAM its sentence names)
     reason: str | None
 
 
@@ -87,13 +88,13 @@ def place(need: ReferenceNeed, figures: dict) -> Outcome:
         best = max(range(len(free)), key=lambda i: free[i])
         if need.on_one_gpu <= free[best]:
             return Outcome(Placement(GPU, {best: free[best] - CUDA_CONTEXT - need.work},
-                                     free[best]), need.on_one_gpu, None)
+                                     free[best]), need.on_one_gpu, free[best], None)
         spread = _spread(need, free)
         if spread is not None:
-            return Outcome(spread, need.weights + need.work, None)
+            return Outcome(spread, need.weights + need.work, spread.available, None)
     if need.on_host <= host:
-        return Outcome(Placement(HOST, {}, host), need.on_host, None)
-    return Outcome(None, need.on_host, _refusal(need, free, host))
+        return Outcome(Placement(HOST, {}, host), need.on_host, host, None)
+    return Outcome(None, need.on_host, host, _refusal(need, free, host))
 
 
 def _spread(need: ReferenceNeed, free: list[int]) -> Placement | None:

@@ -91,8 +91,8 @@ class Verdict:
 
     @property
     def available(self) -> int:
-        offered = self.reference.placement
-        return min(self.jax_available, offered.available if offered else self.jax_available)
+        """The least either side has: what a refusal's `has` figure can be no less than."""
+        return min(self.jax_available, self.reference.has)
 
     def reason(self) -> str | None:
         """The JAX side's refusal, the reference's, or both (`needs ...; reference needs ...`)."""

@@ -90,3 +90,15 @@ def test_the_reference_refusal_reads_back_as_a_reference_refusal():
     v = verdict("gemma-3-27b-it", fp)
     refusal = parse_memory_reason(v.reason())
     assert refusal is not None and refusal.reference and refusal.has_gib == 16.0
+
+
+def test_a_reference_only_refusal_records_figures_the_result_rules_accept():
+    """On one H100 the JAX side of the 12b fits in float32 but its reference fits neither the
+    GPU nor a 32 GiB host: predicted and available bytes frame the reference's sentence, as
+    matrix/rules.py requires of a not_supported entry."""
+    fp = {"backend": "gpu", "device_count": 1, "available_bytes": 60 * GiB,
+          "reference": {"gpu_free_bytes": [int(10 * GiB)], "host_bytes": 32 * GiB}}
+    plan = planner.plan_model(registry.get("gemma-3-12b-it").config(), ["float32"], fp)
+    (v,) = plan.verdicts
+    assert v.jax_fits and not v.fits and v.reason().startswith("reference needs ")
+    assert plan.predicted_bytes >= v.reference.need > plan.available_bytes == 32 * GiB
