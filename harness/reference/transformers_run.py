@@ -109,16 +109,15 @@ def _hf_model(spec, checkpoint: Path, dtype: str, where: dict | None):
     kwargs.update(dtype=getattr(torch, dtype), attn_implementation="eager")
     if where is None:
         where = {"kind": "gpu" if torch.cuda.is_available() else "host", "max_memory": {"0": 0}}
-    if where["kind"] == "gpus":  # layer by layer over the GPUs, within each one's budget
-        budgets = {int(i): int(n) for i, n in where["max_memory"].items()}
-        model = cls.from_pretrained(*args, **kwargs, device_map="auto", max_memory=budgets)
-        return _on_gpus_only(model).eval()
-    device = f"cuda:{min(int(i) for i in where['max_memory'])}" if where["kind"] == "gpu" \
-        else "cpu"
-    model = cls.from_pretrained(*args, **kwargs)
-    # typeshed's functools.wraps result has no __get__, so mypy does not bind `self` on the
-    # @wraps(torch.nn.Module.to) method PreTrainedModel.to and takes `device` for it.
-    return model.to(device).eval()  # type: ignore[arg-type]
+    if where["kind"] == "host":
+        return cls.from_pretrained(*args, **kwargs).eval()
+    if where["kind"] == "gpu":  # straight onto the one GPU, never the whole model in host RAM
+        index = min(int(i) for i in where["max_memory"])
+        return cls.from_pretrained(*args, **kwargs, device_map={"": index}).eval()
+    # layer by layer over the GPUs, within each one's budget
+    budgets = {int(i): int(n) for i, n in where["max_memory"].items()}
+    model = cls.from_pretrained(*args, **kwargs, device_map="auto", max_memory=budgets)
+    return _on_gpus_only(model).eval()
 
 
 def _on_gpus_only(model):
