@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from gemma3.config.errors import InputError
 
-class CheckpointError(ValueError):
+
+class CheckpointError(InputError):
     """A checkpoint directory or file that cannot be read as a Gemma 3 checkpoint."""
 
 

@@ -5,12 +5,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
+import traceback
 from pathlib import Path
+
+from gemma3.config.errors import InputError
 
 USER_ERROR = 2  # exit status for bad input, as argparse uses for bad arguments
 FAILED = 1  # the run went through, but its output is unusable (NaN logits)
+BUG = 70  # an error inside gemma3 or JAX (sysexits' EX_SOFTWARE)
+ISSUES_URL = "the gemma3-jax issue tracker (README: Exit status says what to include)"
 
 DESCRIPTION = """\
 Gemma 3 in JAX (Flax NNX). Run `gemma3 generate --help` for the options of a command."""
@@ -33,7 +39,8 @@ are read as control tokens, as transformers' chat template and tokenizer read th
 exit status: 0 on success, 2 on bad input (unknown option, missing checkpoint or tokenizer,
 unsupported dtype, empty or too long prompt, image for a text-only model, unreadable image,
 ...), 1 when the model's output is unusable (NaN logits), each with a one-line message on
-stderr; 130 on Ctrl-C, 143 on SIGTERM."""
+stderr; 70 on an internal error (a bug: its traceback, and where to report it); 130 on
+Ctrl-C, 143 on SIGTERM."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -90,29 +97,52 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `gemma3` console script and `python -m gemma3`; returns the exit
-    status. Run as a program (argv None: the console script, `python -m gemma3`), it owns the
-    process's signals: Ctrl-C ends it at any moment with status 130, SIGTERM with 143."""
-    if argv is None:
-        from gemma3.cli.interrupt import exit_on_signals
-
-        exit_on_signals("gemma3")
+    """The command line on argv (default sys.argv[1:]); returns the exit status. The console
+    script and `python -m gemma3` come in through gemma3.cli.entry, which first makes Ctrl-C
+    end the process at any moment with status 130 and SIGTERM with 143."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help, or a bad argument (already reported by argparse)
         return e.code if isinstance(e.code, int) else USER_ERROR
     try:
         return args.run(args)
-    except (ValueError, OSError) as e:  # bad input: config, tokenizer, prompt, image, dtype
-        message = str(e).strip() or type(e).__name__
-        print(f"gemma3 {args.command}: error: {message}", file=sys.stderr)
-        return USER_ERROR
+    except InputError as e:  # bad input: config, checkpoint, tokenizer, prompt, image, dtype
+        return _user_error(args, e)
+    except OSError as e:  # a file the user named is missing or unreadable; other OSErrors are ours
+        if _names_a_user_path(e, args):
+            return _user_error(args, e)
+        return _bug(args)
     except UnusableOutput as e:
         print(f"gemma3 {args.command}: error: {e}", file=sys.stderr)
         return FAILED
     except KeyboardInterrupt:  # called from Python code, which keeps its own SIGINT handler
         print(f"gemma3 {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception:  # noqa: BLE001  # a bug: keep its traceback, never blame the input
+        return _bug(args)
+
+
+def _user_error(args: argparse.Namespace, error: Exception) -> int:
+    message = str(error).strip() or type(error).__name__
+    print(f"gemma3 {args.command}: error: {message}", file=sys.stderr)
+    return USER_ERROR
+
+
+def _names_a_user_path(error: OSError, args: argparse.Namespace) -> bool:
+    """The error's file is one the user named (--checkpoint, --image) or inside the
+    checkpoint directory they named."""
+    if error.filename is None:
+        return False
+    failed = Path(os.fsdecode(error.filename)).expanduser().resolve()
+    named = [Path(p).expanduser().resolve() for p in [args.checkpoint, *args.image] if p]
+    return any(failed == p or p in failed.parents for p in named)
+
+
+def _bug(args: argparse.Namespace) -> int:
+    traceback.print_exc()
+    print(f"gemma3 {args.command}: internal error: this is a bug in gemma3-jax, not in your "
+          f"input; please report it with the traceback above at {ISSUES_URL}", file=sys.stderr)
+    return BUG
 
 
 @dataclasses.dataclass
@@ -216,10 +246,10 @@ def _image_prompt(ids: list[int], args: argparse.Namespace, tokenizer, config) -
     from gemma3.inputs.images import prepare_image_prompt
 
     if config.vision is None:
-        raise ValueError(f"--image given, but the checkpoint {args.checkpoint} is a text-only "
+        raise InputError(f"--image given, but the checkpoint {args.checkpoint} is a text-only "
                          "model; images need a multimodal one (gemma-3-4b, -12b or -27b)")
     if tokenizer.boi_id != config.boi_token_id:
-        raise ValueError(f"the tokenizer {tokenizer.source} has no <start_of_image> token at id "
+        raise InputError(f"the tokenizer {tokenizer.source} has no <start_of_image> token at id "
                          f"{config.boi_token_id}, the id the model's config expects for images")
     inputs = prepare_image_prompt(ids, list(args.image), config)
     n_tokens = inputs["input_ids"].shape[1]
@@ -232,7 +262,7 @@ def _check_length(n_tokens: int, image_tokens: int, max_new_tokens: int, config)
     limit = config.text.max_position_embeddings
     if n_tokens + max_new_tokens > limit:
         images = f" ({image_tokens} of them for images)" if image_tokens else ""
-        raise ValueError(f"the prompt has {n_tokens} tokens{images}; with --max-new-tokens "
+        raise InputError(f"the prompt has {n_tokens} tokens{images}; with --max-new-tokens "
                          f"{max_new_tokens} that exceeds the model's context of {limit} tokens. "
                          "Shorten the prompt or lower --max-new-tokens")
 
@@ -247,13 +277,13 @@ def stop_token_ids(directory: Path, config, chat: bool) -> list[int]:
         try:
             eos = json.loads(path.read_text()).get("eos_token_id", [])
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not valid JSON: {e}") from None
+            raise InputError(f"{path} is not valid JSON: {e}") from None
         eos = eos if isinstance(eos, list) else [eos]
         vocab = config.text.vocab_size
         bad = [i for i in eos if isinstance(i, bool) or not isinstance(i, int)
                or not 0 <= i < vocab]
         if bad:
-            raise ValueError(f"{path}: eos_token_id {bad[0]!r} is not a token id of this model "
+            raise InputError(f"{path}: eos_token_id {bad[0]!r} is not a token id of this model "
                              f"(an integer in [0, {vocab}))")
         ids += eos
     if chat:

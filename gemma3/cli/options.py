@@ -12,10 +12,12 @@ import math
 import sys
 from pathlib import Path
 
+from gemma3.config.errors import InputError
+
 SEED_RANGE = (-(2**63), 2**63 - 1)  # what jax.random.key accepts
 
 
-class OptionError(ValueError):
+class OptionError(InputError):
     """A command-line option with a value that cannot work."""
 
 
@@ -35,7 +37,7 @@ def check_generate_options(args: argparse.Namespace) -> str:
     for path in args.image:
         if not Path(path).is_file():
             what = "is a directory, not an image file" if Path(path).is_dir() else "no such file"
-            raise FileNotFoundError(f"--image {path}: {what}")
+            raise OptionError(f"--image {path}: {what}")
     args.prompt = _read_prompt(args.prompt, has_images=bool(args.image))
     return _dtype_name(args.dtype)
 

@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from gemma3.config import hf_json
+from gemma3.config.errors import InputError
 from gemma3.config.layer_types import GLOBAL, SLIDING, LayerType, layer_types_from_pattern
 from gemma3.config.special_tokens import (
     BOI_ID,
@@ -69,15 +70,15 @@ class TextConfig:
 
     def __post_init__(self):
         if self.num_attention_heads % self.num_key_value_heads:
-            raise ValueError(
+            raise InputError(
                 f"num_attention_heads ({self.num_attention_heads}) must be a multiple of "
                 f"num_key_value_heads ({self.num_key_value_heads})"
             )
         if self.head_dim % 2:
-            raise ValueError(f"head_dim must be even for RoPE, got {self.head_dim}")
+            raise InputError(f"head_dim must be even for RoPE, got {self.head_dim}")
         bad = sorted({t for t in self.layer_types if t not in (SLIDING, GLOBAL)})
         if bad:
-            raise ValueError(f"layer_types has {bad}; expected {SLIDING!r} or {GLOBAL!r}")
+            raise InputError(f"layer_types has {bad}; expected {SLIDING!r} or {GLOBAL!r}")
 
     @property
     def num_hidden_layers(self) -> int:
@@ -203,7 +204,7 @@ class Gemma3Config:
         factories = {"270m": cls.gemma3_270m, "1b": cls.gemma3_1b, "4b": cls.gemma3_4b,
                      "12b": cls.gemma3_12b, "27b": cls.gemma3_27b}
         if size not in factories:
-            raise ValueError(f"unknown Gemma 3 size {size!r}; expected one of {sorted(factories)}")
+            raise InputError(f"unknown Gemma 3 size {size!r}; expected one of {sorted(factories)}")
         return factories[size]()
 
     @classmethod

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 
+from gemma3.config.errors import InputError
+
 DTYPES = {"bfloat16": np.dtype(ml_dtypes.bfloat16), "float32": np.dtype(np.float32)}
 
 
@@ -14,9 +16,9 @@ def resolve_dtype(dtype) -> np.dtype:
     if name == "float16":
         # Gemma 3's residual stream exceeds fp16's 65504 and turns into inf/NaN (transformers
         # #36822), so we refuse rather than return garbage.
-        raise ValueError("dtype float16 is not supported: Gemma 3 activations overflow float16 "
+        raise InputError("dtype float16 is not supported: Gemma 3 activations overflow float16 "
                          "and produce NaN. Use 'bfloat16' (the released weights' dtype) or "
                          "'float32'.")
     if name not in DTYPES:
-        raise ValueError(f"dtype {dtype!r} is not supported; use one of {sorted(DTYPES)}")
+        raise InputError(f"dtype {dtype!r} is not supported; use one of {sorted(DTYPES)}")
     return DTYPES[name]

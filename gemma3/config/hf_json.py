@@ -21,6 +21,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from gemma3.config.errors import InputError
 from gemma3.config.layer_types import GLOBAL, SLIDING, LayerType, layer_types_from_pattern
 from gemma3.config.special_tokens import BOI_ID, BOS_ID, EOI_ID, EOS_ID, IMAGE_TOKEN_ID, PAD_ID
 
@@ -49,7 +50,7 @@ UNUSED_TOP_TYPES = {"initializer_range": (float, type(None))}
 _MISSING = object()
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A config.json that does not describe a Gemma 3 model this library can run."""
 
 

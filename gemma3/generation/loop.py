@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from gemma3.config.errors import InputError
 from gemma3.generation.sampling import Greedy
 from gemma3.nn import checks
 from gemma3.nn.cache import KVCache
@@ -136,7 +137,7 @@ def bucket_sizes(prompt_length: int, max_new_tokens: int, cache_length: int | No
     if cache_length is None:
         return bucket, budget, _round_up(bucket + budget, CACHE_BUCKET)
     if prompt_length + max_new_tokens > cache_length:
-        raise ValueError(f"prompt of {prompt_length} tokens + max_new_tokens {max_new_tokens} "
+        raise InputError(f"prompt of {prompt_length} tokens + max_new_tokens {max_new_tokens} "
                          f"does not fit cache_length {cache_length}")
     return min(bucket, cache_length - max_new_tokens), budget, cache_length
 
@@ -182,7 +183,7 @@ def _check_prompt(model, input_ids, attention_mask, max_new_tokens):
     longest = int(mask.sum(axis=1).max())
     limit = model.config.text.max_position_embeddings
     if longest + max_new_tokens > limit:
-        raise ValueError(f"prompt of {longest} tokens + max_new_tokens {max_new_tokens} exceeds "
+        raise InputError(f"prompt of {longest} tokens + max_new_tokens {max_new_tokens} exceeds "
                          f"the model's max_position_embeddings {limit}")
     return ids, mask
 

@@ -14,6 +14,8 @@ from typing import SupportsFloat, cast
 import jax
 import jax.numpy as jnp
 
+from gemma3.config.errors import InputError
+
 
 def _check(condition, value, message: str) -> None:
     # Inside jit (and while jax rebuilds the pytree) the fields are tracers or placeholders, not
@@ -24,7 +26,7 @@ def _check(condition, value, message: str) -> None:
     # value still reaches isfinite and raises its TypeError there, as it always did).
     if isinstance(value, numbers.Number) and not (math.isfinite(cast(SupportsFloat, value))
                                                   and condition(value)):
-        raise ValueError(f"{message}; got {value}")
+        raise InputError(f"{message}; got {value}")
 
 
 @jax.tree_util.register_dataclass
@@ -96,10 +98,10 @@ def make_sampler(temperature: float = 0.0, top_k: int | None = None, top_p: floa
     """The strategy for CLI-style options: temperature 0 means greedy."""
     if temperature == 0:
         if top_k is not None or top_p is not None:
-            raise ValueError("top_k/top_p need a temperature > 0; temperature 0 is greedy")
+            raise InputError("top_k/top_p need a temperature > 0; temperature 0 is greedy")
         return Greedy()
     if top_k is not None and top_p is not None:
-        raise ValueError("choose one of top_k and top_p")
+        raise InputError("choose one of top_k and top_p")
     if top_k is not None:
         return TopK(top_k, temperature)
     if top_p is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from gemma3.config.errors import InputError
 from gemma3.config.special_tokens import BOI, BOS, END_OF_TURN, START_OF_TURN
 from gemma3.inputs.tokenizer import Tokenizer
 
@@ -25,7 +26,7 @@ Message = dict[str, Any]  # {"role": "system" | "user" | "assistant", "content":
 ROLE_NAMES = {"user": "user", "assistant": "model", "model": "model"}
 
 
-class ChatError(ValueError):
+class ChatError(InputError):
     """A conversation the Gemma 3 chat template cannot render."""
 
 

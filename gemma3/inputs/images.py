@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from gemma3.config.errors import InputError
 from gemma3.config.special_tokens import (
     BOI,
     BOI_ID,
@@ -33,24 +34,36 @@ IMAGE_MEAN = IMAGE_STD = 0.5
 RESCALE = 1 / 255
 
 
+class ImageError(InputError):
+    """An image file that cannot be read; the message names the file."""
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
-    """The image at path as uint8 [H, W, 3] RGB (grey, palette and alpha images converted)."""
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    """The image at path as uint8 [H, W, 3] RGB (grey, palette and alpha images converted).
+    A missing, unreadable, truncated or oversized file is an ImageError naming it (PIL's own
+    messages, such as "image file is truncated", do not)."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except FileNotFoundError:
+        raise ImageError(f"image {os.fspath(path)}: no such file") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        reason = str(e).replace(repr(os.fspath(path)), "").strip(" :") or type(e).__name__
+        raise ImageError(f"image {os.fspath(path)} could not be read: {reason}") from None
 
 
 def preprocess(images, image_size: int = 896) -> np.ndarray:
     """One image or a list of images (uint8 [H, W, 3] arrays, PIL images or paths) ->
     pixel_values float32 [I, 3, image_size, image_size] in [-1, 1]."""
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-        raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
+        raise InputError(f"image_size must be a positive integer, got {image_size!r}")
     if isinstance(images, (np.ndarray, Image.Image, str, os.PathLike)):
         images = [images]
     if not isinstance(images, (list, tuple)):
         raise TypeError(f"preprocess takes an image or a list of images, got "
                         f"{type(images).__name__}")
     if not images:
-        raise ValueError("preprocess needs at least one image; got an empty list")
+        raise InputError("preprocess needs at least one image; got an empty list")
     return np.stack([_preprocess_one(image, image_size, i) for i, image in enumerate(images)])
 
 
@@ -62,7 +75,7 @@ def _preprocess_one(image, size: int, index: int) -> np.ndarray:
                         "array, a PIL image or a path")
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
-            raise ValueError(
+            raise InputError(
                 f"image {index} is an array of dtype {image.dtype} and shape "
                 f"{list(image.shape)}; expected uint8 [H, W, 3] (RGB), as "
                 "gemma3.images.load_image returns")
@@ -110,14 +123,14 @@ def prepare_image_prompt(token_ids: Sequence[int], images, config) -> dict[str, 
     token_ids, preprocesses the images at the vision tower's size, and checks the counts.
     Returns input_ids [1, T], token_type_ids [1, T] and pixel_values [I, 3, S, S]."""
     if config.vision is None:
-        raise ValueError("this config has no vision tower (a text-only model); images need a "
+        raise InputError("this config has no vision tower (a text-only model); images need a "
                          "multimodal checkpoint (4b, 12b, 27b) loaded without text_only=True")
     ids = expand_image_tokens(token_ids, config.mm_tokens_per_image, boi_id=config.boi_token_id,
                               eoi_id=config.eoi_token_id, image_token_id=config.image_token_id)
     pixel_values = preprocess(images, config.vision.image_size)
     n_blocks = sum(1 for t in np.asarray(token_ids).reshape(-1) if t == config.boi_token_id)
     if n_blocks != len(pixel_values):
-        raise ValueError(
+        raise InputError(
             f"the prompt has {n_blocks} <start_of_image> token(s) (id {config.boi_token_id}) but "
             f"{len(pixel_values)} image(s) were given; put one <start_of_image> per image")
     input_ids = np.asarray([ids], np.int32)

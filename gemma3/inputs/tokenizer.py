@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer as _Backend
 
+from gemma3.config.errors import InputError
 from gemma3.config.special_tokens import (
     BOI,
     BOI_ID,
@@ -34,7 +35,7 @@ REQUIRED_IDS = {PAD: PAD_ID, EOS: EOS_ID, BOS: BOS_ID, START_OF_TURN: START_OF_T
 BYTE_TOKEN = re.compile(r"<0x[0-9A-Fa-f]{2}>")  # SentencePiece byte-fallback pieces
 
 
-class TokenizerError(ValueError):
+class TokenizerError(InputError):
     """A tokenizer file that is missing or is not a Gemma 3 tokenizer."""
 
 

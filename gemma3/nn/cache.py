@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gemma3.config import GLOBAL, TextConfig
+from gemma3.config.errors import InputError
 
 Array = jax.Array
 
@@ -39,7 +40,7 @@ class LayerKV:
         k, v = k.astype(self.keys.dtype), v.astype(self.values.dtype)
         if not self.ring:
             if length > self.slots:
-                raise ValueError(f"prompt of {length} tokens does not fit a cache of {self.slots}")
+                raise InputError(f"prompt of {length} tokens does not fit a cache of {self.slots}")
             return self._put(k, v, 0)
         kept = min(length, self.slots)
         slots = np.arange(length - kept, length) % self.slots

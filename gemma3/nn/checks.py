@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gemma3.config.errors import InputError
+
 # preprocess() maps pixels to exactly [-1, 1] (0 -> -1.0, 255 -> 1.0, measured); other float
 # paths to the same values (transformers' torchvision processor, a bf16 or fp16 cast) round
 # by at most an ulp of 1, 1e-3 in fp16, so that much is allowed. Anything further out is
@@ -35,7 +37,7 @@ def check_int(name: str, value, minimum: int | None = None, maximum: int | None 
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         low = "" if minimum is None else f">= {minimum}"
         high = "" if maximum is None else f"<= {maximum}"
-        raise ValueError(f"{name} must be {' and '.join(filter(None, (low, high)))}, got {value}")
+        raise InputError(f"{name} must be {' and '.join(filter(None, (low, high)))}, got {value}")
     return value
 
 
@@ -48,14 +50,14 @@ def check_token_ids(input_ids, vocab_size: int):
     if ids.ndim == 1:
         ids = ids[None]
     if ids.ndim != 2 or 0 in ids.shape:
-        raise ValueError(f"input_ids must be a non-empty [batch, length] integer array, got "
+        raise InputError(f"input_ids must be a non-empty [batch, length] integer array, got "
                          f"shape {list(np.shape(input_ids))}")
     if is_traced(ids):
         return ids
     bad = (ids < 0) | (ids >= vocab_size)
     if bad.any():
         row, col = (int(i[0]) for i in np.nonzero(bad))
-        raise ValueError(f"input_ids[{row}, {col}]: token id {int(ids[row, col])} is outside the "
+        raise InputError(f"input_ids[{row}, {col}]: token id {int(ids[row, col])} is outside the "
                          f"vocabulary [0, {vocab_size}) of this model ({int(bad.sum())} such ids "
                          "in all); pad with the pad id 0, not -1 or -100")
     return ids.astype(np.int32)
@@ -65,7 +67,7 @@ def _as_array(name: str, value) -> np.ndarray:
     try:
         return np.asarray(value)
     except ValueError:  # numpy's "inhomogeneous shape"
-        raise ValueError(f"{name} has rows of different lengths; left-pad them to one length "
+        raise InputError(f"{name} has rows of different lengths; left-pad them to one length "
                          "and pass attention_mask (1 = token, 0 = padding)") from None
 
 
@@ -85,7 +87,7 @@ def check_attention_mask(attention_mask, shape: tuple[int, int]):
     if mask.ndim == 1 and shape[0] == 1:
         mask = mask[None]
     if tuple(mask.shape) != tuple(shape):
-        raise ValueError(f"attention_mask has shape {list(np.shape(attention_mask))}; expected "
+        raise InputError(f"attention_mask has shape {list(np.shape(attention_mask))}; expected "
                          f"{list(shape)}, the shape of input_ids ([batch, length])")
     if not (np.issubdtype(mask.dtype, np.number) or mask.dtype == np.bool_):
         raise TypeError(f"attention_mask must be numeric 0/1 or bool, got dtype {mask.dtype}")
@@ -94,7 +96,7 @@ def check_attention_mask(attention_mask, shape: tuple[int, int]):
     bad = (mask != 0) & (mask != 1)
     if bad.any():
         row, col = (int(i[0]) for i in np.nonzero(bad))
-        raise ValueError(f"attention_mask[{row}, {col}] is {mask[row, col].item()!r}; the mask "
+        raise InputError(f"attention_mask[{row}, {col}] is {mask[row, col].item()!r}; the mask "
                          "holds only 1 (a token) and 0 (padding)")
     return mask.astype(np.int32)
 
@@ -108,12 +110,12 @@ def check_left_padded(mask: np.ndarray) -> None:
     tokens; here it is an error that says what to do."""
     empty = np.flatnonzero(mask.sum(axis=1) == 0)
     if empty.size:
-        raise ValueError(f"prompt row(s) {empty.tolist()} are empty (attention_mask all 0)")
+        raise InputError(f"prompt row(s) {empty.tolist()} are empty (attention_mask all 0)")
     after_token = np.maximum.accumulate(mask, axis=1) & (mask == 0)  # a 0 after a 1
     rows = np.flatnonzero(after_token.any(axis=1))
     if rows.size:
         col = int(np.flatnonzero(after_token[rows[0]])[0])
-        raise ValueError(f"attention_mask row {int(rows[0])} has padding after its first token "
+        raise InputError(f"attention_mask row {int(rows[0])} has padding after its first token "
                          f"(a 0 at column {col}): generate() needs left padding, every row's "
                          "padding before its tokens. Left-pad the batch (tokenizer "
                          "padding_side='left').")
@@ -127,7 +129,7 @@ def check_stop_ids(stop_ids, vocab_size: int, most: int) -> list[int]:
                         f"ids), got {type(stop_ids).__name__} {stop_ids!r}")
     ids = [check_int(f"stop_ids[{i}]", x, 0, vocab_size - 1) for i, x in enumerate(stop_ids)]
     if len(ids) > most:
-        raise ValueError(f"stop_ids has {len(ids)} ids; at most {most} are supported")
+        raise InputError(f"stop_ids has {len(ids)} ids; at most {most} are supported")
     return ids
 
 
@@ -141,7 +143,7 @@ def check_sampler(sampler, vocab_size: int) -> None:
     k = getattr(sampler, "k", None)
     # int(): numbers.Integral declares no comparison; for an Integral it is the same number.
     if isinstance(k, numbers.Integral) and int(k) > vocab_size:
-        raise ValueError(f"sampler {sampler!r} has top_k {k}, more than the model's vocabulary "
+        raise InputError(f"sampler {sampler!r} has top_k {k}, more than the model's vocabulary "
                          f"of {vocab_size} tokens")
 
 
@@ -158,7 +160,7 @@ def check_images(config, input_ids, pixel_values, token_type_ids=None) -> None:
         return
     check_pixel_values(pixel_values)
     if config.vision is None:
-        raise ValueError(
+        raise InputError(
             "pixel_values were given, but this model has no vision tower (a text-only checkpoint,"
             " or one loaded with text_only=True). Load a multimodal checkpoint (4b, 12b, 27b) "
             "with gemma3.from_pretrained(path) without text_only=True to use images.")
@@ -181,11 +183,11 @@ def check_pixel_values(pixel_values) -> None:
     finite = np.isfinite(x)
     if not finite.all():
         index = [int(i[0]) for i in np.nonzero(~finite)]
-        raise ValueError(f"pixel_values has {int((~finite).sum())} non-finite value(s) (NaN or "
+        raise InputError(f"pixel_values has {int((~finite).sum())} non-finite value(s) (NaN or "
                          f"inf), the first {x[tuple(index)]} at {index} (image, channel, y, x)")
     low, high = float(x.min()), float(x.max())
     if low < PIXEL_RANGE[0] - PIXEL_TOLERANCE or high > PIXEL_RANGE[1] + PIXEL_TOLERANCE:
-        raise ValueError(f"pixel_values range from {low:.4g} to {high:.4g}; expected [-1, 1], "
+        raise InputError(f"pixel_values range from {low:.4g} to {high:.4g}; expected [-1, 1], "
                          "what gemma3.images.preprocess (and the transformers processor) "
                          "produce: pixels / 255, then (x - 0.5) / 0.5")
 
@@ -195,7 +197,7 @@ def _check_pixel_shape(vision, pixel_values) -> None:
     shape = tuple(np.shape(pixel_values))
     expected = (vision.num_channels, vision.image_size, vision.image_size)
     if len(shape) != 4 or shape[1:] != expected or shape[0] < 1:
-        raise ValueError(
+        raise InputError(
             f"pixel_values has shape {list(shape)}; expected [I, {', '.join(map(str, expected))}]"
             f" (images, channels, height, width, as the transformers processor returns). "
             f"Make it with gemma3.images.preprocess(images, image_size={vision.image_size}).")
@@ -210,7 +212,7 @@ def _check_image_blocks(config, input_ids, n_images: int, token_type_ids) -> Non
     lengths = _block_lengths(is_image)
     if int(is_image.sum()) != n_images * per_image or len(lengths) != n_images \
             or any(n != per_image for n in lengths):
-        raise ValueError(
+        raise InputError(
             f"pixel_values holds {n_images} image(s), but input_ids has {len(lengths)} block(s) "
             f"of image tokens (id {config.image_token_id}) with lengths {lengths[:8]}"
             f"{'...' if len(lengths) > 8 else ''}, {int(is_image.sum())} tokens in all; expected "
@@ -219,7 +221,7 @@ def _check_image_blocks(config, input_ids, n_images: int, token_type_ids) -> Non
     if token_type_ids is not None:
         marked = np.asarray(token_type_ids) == 1
         if marked.shape != ids.shape or not np.array_equal(marked, is_image):
-            raise ValueError(
+            raise InputError(
                 f"token_type_ids (shape {list(marked.shape)}, {int(marked.sum())} ones) must be 1 "
                 f"exactly at the {int(is_image.sum())} image tokens of input_ids (shape "
                 f"{list(ids.shape)}); pass token_type_ids=None to derive them from input_ids.")
@@ -238,8 +240,8 @@ def _check_no_image_tokens(config, ids, token_type_ids) -> None:
     """Without pixel_values, no image soft tokens: they would embed as a meaningless token."""
     n = int((np.asarray(ids) == config.image_token_id).sum())
     if n:
-        raise ValueError(f"input_ids has {n} image token(s) (id {config.image_token_id}) but no "
+        raise InputError(f"input_ids has {n} image token(s) (id {config.image_token_id}) but no "
                          "pixel_values were given; pass the images as pixel_values "
                          "(gemma3.images.preprocess) or remove the image tokens")
     if token_type_ids is not None and (np.asarray(token_type_ids) == 1).any():
-        raise ValueError("token_type_ids marks image tokens (1s) but no pixel_values were given")
+        raise InputError("token_type_ids marks image tokens (1s) but no pixel_values were given")

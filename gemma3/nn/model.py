@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from gemma3.config import GLOBAL, SLIDING, Gemma3Config, TextConfig
+from gemma3.config.errors import InputError
 from gemma3.nn import checks
 from gemma3.nn.attention import Attention
 from gemma3.nn.cache import KVCache
@@ -115,7 +116,7 @@ class Gemma3(nnx.Module):
         if positions is not None:
             positions = jnp.asarray(positions)
             if positions.shape != ids.shape or not jnp.issubdtype(positions.dtype, jnp.integer):
-                raise ValueError(f"positions must be an integer array of input_ids' shape "
+                raise InputError(f"positions must be an integer array of input_ids' shape "
                                  f"{list(ids.shape)}, got {positions.dtype} "
                                  f"{list(positions.shape)}")
         checks.check_images(self.config, ids, pixel_values, token_type_ids)

@@ -18,6 +18,8 @@ import os
 
 import jax
 
+from gemma3.config.errors import InputError
+
 COORDINATOR, NUM_PROCESSES, PROCESS_ID = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES",
                                           "JAX_PROCESS_ID")
 FORCE = "GEMMA3_DISTRIBUTED"
@@ -42,17 +44,17 @@ def initialize_distributed(environ=None) -> bool:
 def _explicit_process(env) -> tuple[int, int]:
     missing = [name for name in (NUM_PROCESSES, PROCESS_ID) if not env.get(name)]
     if missing:
-        raise ValueError(f"{COORDINATOR}={env[COORDINATOR]!r} is set but {' and '.join(missing)} "
+        raise InputError(f"{COORDINATOR}={env[COORDINATOR]!r} is set but {' and '.join(missing)} "
                          f"{'is' if len(missing) == 1 else 'are'} not; set {NUM_PROCESSES} to the "
                          f"number of processes and {PROCESS_ID} to this one's index (0 on the "
                          "coordinator), the same coordinator address in every process")
     try:
         count, index = int(env[NUM_PROCESSES]), int(env[PROCESS_ID])
     except ValueError:
-        raise ValueError(f"{NUM_PROCESSES}={env[NUM_PROCESSES]!r} and {PROCESS_ID}="
+        raise InputError(f"{NUM_PROCESSES}={env[NUM_PROCESSES]!r} and {PROCESS_ID}="
                          f"{env[PROCESS_ID]!r} must be integers") from None
     if not 0 <= index < count:
-        raise ValueError(f"{PROCESS_ID}={index} must lie in [0, {NUM_PROCESSES}={count})")
+        raise InputError(f"{PROCESS_ID}={index} must lie in [0, {NUM_PROCESSES}={count})")
     return count, index
 
 

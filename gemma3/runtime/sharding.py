@@ -26,6 +26,7 @@ import numpy as np
 from flax import nnx
 from jax.sharding import AbstractMesh, AxisType, Mesh, NamedSharding, PartitionSpec
 
+from gemma3.config.errors import InputError
 from gemma3.runtime.distributed import initialize_distributed
 
 __all__ = [
@@ -66,7 +67,7 @@ LETTER_NAMES = {"V": "vocabulary", "N": "query heads", "K": "kv heads", "F": "ML
                 "D": "model width", "C": "vision width", "B": "batch"}
 
 
-class ShardingError(ValueError):
+class ShardingError(InputError):
     """A mesh that does not divide the model."""
 
 

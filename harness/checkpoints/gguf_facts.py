@@ -26,7 +26,11 @@ def _reader(path: Path):
 
 def read_facts(path: Path) -> dict:
     """Architecture, shape keys and {tensor type: count}, from one read of the file (the
-    reader parses every metadata entry, the whole vocabulary too: tens of seconds)."""
+    reader parses every metadata entry, the whole vocabulary too: tens of seconds). A file cut
+    short is refused first, with gemma3's message naming where it ends."""
+    from gemma3.ckpt.gguf.file import check_whole
+
+    check_whole(path)
     reader = _reader(path)
     mix = Counter(t.tensor_type.name for t in reader.tensors)
     facts = {key: _scalar(reader.fields, f"gemma3.{key}") for key in SHAPE_KEYS}

@@ -58,8 +58,8 @@ def check_gguf(spec: registry.ModelSpec, given: str, cache: str | None) -> bool:
         path = find_gguf(Path(given).expanduser())
         if path is not None:
             gguf_source.check_model(spec, path, gguf_source.facts(path, cache))
-    except ValueError as e:
-        raise Refused(_one_line(e)) from None
+    except ValueError as e:  # the library's message, under the option that named the file
+        raise Refused(f"--checkpoint {given}: {_one_line(e)}") from None
     return path is not None
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from gemma3.ckpt.errors import CheckpointError, LoadError
 from gemma3.ckpt.gguf import names
+from gemma3.ckpt.gguf.extent import check_extent
 from gemma3.ckpt.host_copy import check_finite
 from gemma3.ckpt.weights import match_tensors
 
@@ -79,8 +80,14 @@ class GGUFFile:
     data: Any  # the np.memmap of the whole file
 
 
+def check_whole(path: str | Path) -> None:
+    """Refuses a file cut short (gemma3.ckpt.gguf.extent), before any reader parses it."""
+    check_extent(path, _gguf().GGML_QUANT_SIZES)
+
+
 @functools.lru_cache(maxsize=1)
 def _cached_file(path: str, size: int, mtime_ns: int) -> GGUFFile:
+    check_whole(path)
     try:
         reader = _gguf().GGUFReader(path, "r")
     except (ValueError, OSError) as e:

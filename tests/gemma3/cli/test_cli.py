@@ -165,3 +165,56 @@ def test_python_dash_m(tmp_path):
                             cwd=REPO_ROOT)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith("gemma3 generate: error:") and result.stderr.count("\n") == 1
+
+
+def test_a_truncated_image_is_bad_input_naming_the_file(tmp_path, png):
+    from tests.support.vision_fixtures import BOI, EOI, IMAGE, VOCAB, hf_config
+
+    hf_config().to_json_file(tmp_path / "config.json")
+    write_test_tokenizer(tmp_path, VOCAB, image_ids=(BOI, EOI, IMAGE))
+    config, tok = load_config(tmp_path), Tokenizer.from_directory(tmp_path, load_config(tmp_path))
+    cut = tmp_path / "cut.png"
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), (1, 2, 3)).save(cut)
+    cut.write_bytes(cut.read_bytes()[:80])
+    args = build_parser().parse_args(["generate", "--checkpoint", str(tmp_path), "--prompt",
+                                      "What is this?", "--image", str(cut)])
+    with pytest.raises(gemma3.config.InputError,
+                       match=f"^image {cut} could not be read: image file is truncated"):
+        build_prompt(args, tok, config)
+
+
+@pytest.mark.parametrize("error", [KeyError("layers"), ValueError("inside jax"),
+                                   OSError(5, "Input/output error", "/var/cache/xla/x.bin")],
+                         ids=["KeyError", "ValueError", "OSError elsewhere"])
+def test_a_bug_keeps_its_traceback_and_is_not_blamed_on_the_input(monkeypatch, capsys, error):
+    """Only InputError (and OSErrors of the files the user named) are the user's; a ValueError
+    from inside gemma3 or JAX, or an OSError on a file nobody named, is a bug."""
+    import gemma3.cli.main as cli
+
+    def broken(args):
+        raise error
+
+    monkeypatch.setattr(cli, "run_generate", broken)
+    assert main(["generate", "--checkpoint", "ckpt", "--prompt", "x"]) == cli.BUG == 70
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):")
+    assert type(error).__name__ in err
+    assert err.rstrip().splitlines()[-1].startswith(
+        "gemma3 generate: internal error: this is a bug in gemma3-jax, not in your input")
+
+
+def test_an_oserror_on_a_file_the_user_named_is_bad_input(monkeypatch, capsys, tmp_path):
+    import gemma3.cli.main as cli
+
+    named = tmp_path / "ckpt"
+
+    def unreadable(args):
+        raise PermissionError(13, "Permission denied", str(named / "model.safetensors"))
+
+    monkeypatch.setattr(cli, "run_generate", unreadable)
+    assert main(["generate", "--checkpoint", str(named), "--prompt", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gemma3 generate: error: [Errno 13] Permission denied")
+    assert "Traceback" not in err and err.count("\n") == 1

@@ -133,3 +133,14 @@ def test_the_cli_module_imports_no_jax():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)
     assert result.stdout == "[]\n"
+
+
+def test_ctrl_c_in_the_first_instant_is_one_line(tmp_path):
+    """SIGINT 0.05 s after the start: the handlers come with the entry module, before argparse
+    and the rest of the command line are imported, so even then it is one line and 130."""
+    from tests.support.early_signal import interrupt_during_import
+
+    command = ["-m", "gemma3", "generate", "--checkpoint", str(tmp_path), "--prompt", "x"]
+    stopped, tries = interrupt_during_import(command, first_module="gemma3")
+    assert (stopped.status, stopped.lines) == (130, ["gemma3: interrupted"]), (
+        f"after {tries} tries: {stopped}")

@@ -95,3 +95,27 @@ def test_prepare_image_prompt_checks_the_counts():
         prepare_image_prompt([2, BOI_ID, 7], [image, image], config)
     with pytest.raises(ValueError, match="no vision tower"):
         prepare_image_prompt([2, BOI_ID], [image], Gemma3Config.gemma3_1b())
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not an image", "missing"])
+def test_every_image_error_names_the_file(tmp_path, damage):
+    from gemma3.config.errors import InputError
+
+    path = tmp_path / "photo.png"
+    Image.new("RGB", (64, 48), (10, 200, 30)).save(path)
+    data = path.read_bytes()
+    if damage == "truncated":  # PIL reads the header, then runs out of pixel data
+        path.write_bytes(data[:len(data) // 2])
+    elif damage == "not an image":
+        path.write_bytes(b"plain text, not a picture\n")
+    else:
+        path.unlink()
+    with pytest.raises(InputError) as refused:
+        load_image(path)
+    message = str(refused.value)
+    assert message.startswith(f"image {path}")
+    expected = {"truncated": "could not be read: image file is truncated",
+                "not an image": "could not be read: cannot identify image file",
+                "missing": "no such file"}[damage]
+    assert expected in message
+    assert message.count(str(path)) == 1  # PIL's own mention of the path is not repeated

@@ -164,3 +164,17 @@ def test_a_reference_killed_while_saving_leaves_no_staging(tmp_path, monkeypatch
                                 options(tmp_path), 1, lambda *a: None)
     assert failure.startswith("oom: process killed")
     assert list(refdir.parent.iterdir()) == []
+
+
+def test_ctrl_c_while_the_harness_is_still_importing(tmp_path):
+    """SIGINT 0.05 s after `python -m harness` starts, while it imports jax and the runner:
+    the one line of a run stopped before any model ran, status 130, no traceback."""
+    from tests.support.early_signal import interrupt_during_import
+
+    command = ["-m", "harness", "--models", "gemma-3-270m", "--results", str(tmp_path / "r"),
+               "--cache", str(tmp_path / "c")]
+    stopped, tries = interrupt_during_import(command, first_module="harness")
+    assert (stopped.status, stopped.lines) == (130, [
+        "python -m harness: stopped by SIGINT before any model ran; nothing written"]), (
+        f"after {tries} tries: {stopped}")
+    assert not (tmp_path / "r").exists()
