@@ -1,6 +1,8 @@
-"""Is the GGUF file whole? Walks its header, metadata and tensor table (without building any
-value) and checks that every tensor's data lies inside the file, before anything is parsed into
-arrays or dequantized. A file cut short (an interrupted download or copy) is refused naming the
+"""The GGUF file's layout: its metadata and tensor table, read straight from the mapped bytes
+(numeric arrays with numpy, the vocabulary's strings in one pass), and a check that every
+tensor's data lies inside the file before anything is dequantized. The `gguf` package's reader
+builds Python objects for each of the vocabulary's 262,144 entries (9 s for the 270m); this
+reads the same values in a fraction of a second. A file cut short (an interrupted download or copy) is refused naming the
 file, where it ends, and the first tensor whose data runs past that end with the expected and
 actual sizes, instead of a numpy reshape error deep inside a reader.
 
@@ -13,16 +15,22 @@ from the data section, which starts at the next multiple of `general.alignment` 
 
 from __future__ import annotations
 
+import dataclasses
 import mmap
 import struct
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from gemma3.ckpt.errors import CheckpointError
 
 HEADER = "the GGUF header"
-# Bytes of each fixed-size metadata value type (GGUFValueType); 8 is a string, 9 an array.
-SCALAR_BYTES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
-STRING, ARRAY, UINT32 = 8, 9, 4
+# struct format of each fixed-size metadata value type (GGUFValueType); 8 is a string, 9 an
+# array, 7 a bool stored as one byte.
+SCALAR_FORMATS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q",
+                  11: "q", 12: "d"}
+STRING, ARRAY, BOOL = 8, 9, 7
 DEFAULT_ALIGNMENT = 32
 
 
@@ -59,93 +67,111 @@ class _Cursor:
         start = self.take(n)
         return bytes(self.buffer[start:start + n])
 
-    def skip_value(self, kind: int) -> None:
-        if kind in SCALAR_BYTES:
-            self.take(SCALAR_BYTES[kind])
-        elif kind == STRING:
-            self.take(self.unpack("Q"))
-        elif kind == ARRAY:
-            element, count = self.unpack("I"), self.unpack("Q")
-            if element in SCALAR_BYTES:
-                self.take(SCALAR_BYTES[element] * count)
-            else:
-                for _ in range(count):
-                    self.skip_value(element)
-        else:
+    def value(self, kind: int):
+        """A metadata value as the package's `contents()` gives it: a Python scalar, a str,
+        or a list of them."""
+        if kind in SCALAR_FORMATS:
+            return self.unpack(SCALAR_FORMATS[kind])
+        if kind == STRING:
+            return self.string().decode("utf-8")
+        if kind != ARRAY:
             raise ValueError(f"metadata value type {kind}")
+        element, count = self.unpack("I"), self.unpack("Q")
+        if element in SCALAR_FORMATS:
+            dtype = np.dtype(self.order + SCALAR_FORMATS[element])
+            start = self.take(dtype.itemsize * count)
+            values = np.frombuffer(self.buffer, dtype, count, start)
+            return values.astype(bool).tolist() if element == BOOL else values.tolist()
+        return [self.value(element) for _ in range(count)]
 
 
-def check_extent(path: str | Path, block_sizes: dict[int, tuple[int, int]]) -> None:
-    """Raises TruncatedGGUF unless the whole file is there. block_sizes: GGML type id ->
-    (elements per block, bytes per block), the gguf package's GGML_QUANT_SIZES. A file that
-    is no GGUF at all (another magic or version) is left to the reader to refuse."""
+@dataclasses.dataclass(frozen=True)
+class TensorEntry:
+    name: str
+    dims: tuple[int, ...]  # as GGUF lists them: the fastest-varying first
+    ggml_type: int
+    offset: int  # from the start of the file
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    metadata: dict[str, Any]
+    tensors: list[TensorEntry]
+
+
+def read_layout(path: str | Path, block_sizes: dict[int, tuple[int, int]]) -> Layout | None:
+    """The file's metadata and tensor table; TruncatedGGUF unless the whole file is there.
+    block_sizes: GGML type id -> (elements per block, bytes per block), the gguf package's
+    GGML_QUANT_SIZES. None for a file this does not read (another magic, GGUF v1, big-endian):
+    the package's reader decides what to make of it."""
     path = Path(path)
     size = path.stat().st_size
     if size == 0:
         raise TruncatedGGUF(f"{path} is empty (0 bytes); expected a GGUF file")
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buffer:
         try:
-            tensors, data_start = _walk(buffer)
+            layout = _walk(buffer)
         except _Cut as cut:
             raise TruncatedGGUF(f"{path} is truncated: it ends at byte {size}, inside "
                                 f"{cut.where}; the file was cut short (an interrupted "
                                 "download or copy?)") from None
         except _NotGGUF:
-            return
-    _check_tensor_data(path, size, tensors, data_start, block_sizes)
+            return None
+    _check_tensor_data(path, size, layout.tensors, block_sizes)
+    return layout
+
+
+def check_extent(path: str | Path, block_sizes: dict[int, tuple[int, int]]) -> None:
+    """Raises TruncatedGGUF unless the whole file is there (see read_layout)."""
+    read_layout(path, block_sizes)
 
 
 class _NotGGUF(Exception):
     pass
 
 
-def _walk(buffer) -> tuple[list[tuple[str, tuple[int, ...], int, int]], int]:
-    """[(name, dims, GGML type, offset)] and the data section's start."""
+def _walk(buffer) -> Layout:
     if len(buffer) >= 4 and bytes(buffer[:4]) != b"GGUF":
         raise _NotGGUF
     cursor = _Cursor(buffer, "<")
     cursor.take(4)
     version = cursor.unpack("I")
     if version not in (2, 3):
-        if struct.unpack(">I", struct.pack("<I", version))[0] not in (2, 3):
-            raise _NotGGUF  # GGUF v1 or a future version: the reader says what it makes of it
-        cursor.order = ">"
+        raise _NotGGUF  # GGUF v1, big-endian or a future version: left to the package
     n_tensors, n_metadata = cursor.unpack("Q"), cursor.unpack("Q")
-    alignment = DEFAULT_ALIGNMENT
+    metadata: dict[str, Any] = {}
     for index in range(n_metadata):
         cursor.where = f"the metadata (entry {index + 1} of {n_metadata})"
         key = cursor.string().decode("utf-8", "replace")
         cursor.where = f"the metadata (entry {index + 1} of {n_metadata}, {key!r})"
-        kind = cursor.unpack("I")
-        if key == "general.alignment" and kind == UINT32:
-            alignment = cursor.unpack("I") or DEFAULT_ALIGNMENT
-        else:
-            try:
-                cursor.skip_value(kind)
-            except ValueError:
-                raise _NotGGUF from None
-    tensors = []
+        try:
+            metadata[key] = cursor.value(cursor.unpack("I"))
+        except (ValueError, UnicodeDecodeError):
+            raise _NotGGUF from None
+    table = []
     for index in range(n_tensors):
         cursor.where = f"the tensor table (tensor {index + 1} of {n_tensors})"
         name = cursor.string().decode("utf-8", "replace")
         cursor.where = f"the tensor table (tensor {index + 1} of {n_tensors}, {name!r})"
         dims = tuple(cursor.unpack("Q") for _ in range(cursor.unpack("I")))
-        tensors.append((name, dims, cursor.unpack("I"), cursor.unpack("Q")))
-    return tensors, -(-cursor.at // alignment) * alignment
+        table.append((name, dims, cursor.unpack("I"), cursor.unpack("Q")))
+    alignment = metadata.get("general.alignment") or DEFAULT_ALIGNMENT
+    data_start = -(-cursor.at // alignment) * alignment
+    return Layout(metadata, [TensorEntry(name, dims, kind, data_start + offset)
+                             for name, dims, kind, offset in table])
 
 
-def _check_tensor_data(path: Path, size: int, tensors: list, data_start: int,
+def _check_tensor_data(path: Path, size: int, tensors: list[TensorEntry],
                        block_sizes: dict[int, tuple[int, int]]) -> None:
     ends = []
-    for name, dims, kind, offset in tensors:
-        if kind not in block_sizes:
+    for t in tensors:
+        if t.ggml_type not in block_sizes:
             continue  # a type the package does not know: the loader names it
-        per_block, block_bytes = block_sizes[kind]
+        per_block, block_bytes = block_sizes[t.ggml_type]
         elements = 1
-        for d in dims:
+        for d in t.dims:
             elements *= d
-        start = data_start + offset
-        ends.append((start, start + elements // per_block * block_bytes, name, dims))
+        ends.append((t.offset, t.offset + elements // per_block * block_bytes, t.name, t.dims))
     past = sorted(e for e in ends if e[1] > size)
     if not past:
         return

@@ -1,4 +1,6 @@
-"""The GGUF reader (the `gguf` package parses the file): metadata, tensor records, and each
+"""The GGUF reader: metadata and tensor records from gemma3.ckpt.gguf.extent's one pass over
+the file (the `gguf` package's reader only for what that pass leaves to it: GGUF v1,
+big-endian files), and each
 tensor dequantized with the package's own dequantizer (`gguf.quants.dequantize`: every type it
 supports), a chunk of rows at a time into float32, corrected (norm weights are stored as 1 + w)
 and cast to the target dtype, its file pages dropped after each chunk. Names map through
@@ -19,7 +21,7 @@ import numpy as np
 
 from gemma3.ckpt.errors import CheckpointError, LoadError
 from gemma3.ckpt.gguf import names
-from gemma3.ckpt.gguf.extent import check_extent
+from gemma3.ckpt.gguf.extent import check_extent, read_layout
 from gemma3.ckpt.host_copy import check_finite
 from gemma3.ckpt.weights import match_tensors
 
@@ -59,14 +61,18 @@ def _gguf():
 
 @dataclasses.dataclass(frozen=True)
 class GGUFTensor:
-    """One tensor of the file, with its shape in torch's axis order (GGUF lists it reversed)."""
+    """One tensor of the file, with its shape in torch's axis order (GGUF lists it reversed).
+    data: its bytes in the memory map, as the package's reader shapes them (typed elements for
+    float and integer types, [..., bytes per row] uint8 blocks for quantized ones)."""
 
     name: str
     file: Path
     shape: tuple[int, ...]
     ggml_type: str
     nbytes: int
-    tensor: Any = dataclasses.field(repr=False, compare=False)  # the package's ReaderTensor
+    offset: int  # of its data in the file
+    qtype: Any = dataclasses.field(repr=False, compare=False)  # gguf.GGMLQuantizationType
+    data: Any = dataclasses.field(repr=False, compare=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,9 +91,48 @@ def check_whole(path: str | Path) -> None:
     check_extent(path, _gguf().GGML_QUANT_SIZES)
 
 
+# Element types of the tensor types the package's reader gives as typed arrays, not bytes.
+_ELEMENT_TYPES = {"F16": np.float16, "F32": np.float32, "F64": np.float64, "I8": np.int8,
+                  "I16": np.int16, "I32": np.int32, "I64": np.int64}
+
+
 @functools.lru_cache(maxsize=1)
 def _cached_file(path: str, size: int, mtime_ns: int) -> GGUFFile:
-    check_whole(path)
+    gguf = _gguf()
+    layout = read_layout(path, gguf.GGML_QUANT_SIZES)
+    if layout is None:  # GGUF v1, big-endian, or no GGUF at all: the package decides
+        return _package_read(path)
+    data = np.memmap(path, mode="r")
+    records, seen = [], set()
+    for entry in layout.tensors:
+        if entry.name in seen:
+            raise GGUFError(f"{path} holds tensor {entry.name!r} twice")
+        seen.add(entry.name)
+        try:
+            qtype = gguf.GGMLQuantizationType(entry.ggml_type)
+        except ValueError:
+            raise GGUFError(f"{path}: tensor {entry.name!r} has GGML type {entry.ggml_type}, "
+                            "which the gguf package does not know") from None
+        records.append(_record(Path(path), entry, qtype, data, gguf))
+    metadata = {k: v for k, v in layout.metadata.items() if not k.startswith("GGUF.")}
+    return GGUFFile(Path(path), metadata, records, data)
+
+
+def _record(path: Path, entry, qtype, data, gguf) -> GGUFTensor:
+    """The tensor's record and its bytes, viewed as the package's reader views them."""
+    shape = tuple(int(d) for d in reversed(entry.dims))
+    block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+    elements = int(np.prod(entry.dims, dtype=np.int64))
+    nbytes = elements * type_size // block
+    raw = data[entry.offset:entry.offset + nbytes]
+    if qtype.name in _ELEMENT_TYPES:
+        view = raw.view(_ELEMENT_TYPES[qtype.name]).reshape(shape)
+    else:
+        view = raw.reshape(gguf.quant_shape_to_byte_shape(shape, qtype))
+    return GGUFTensor(entry.name, path, shape, qtype.name, nbytes, entry.offset, qtype, view)
+
+
+def _package_read(path: str) -> GGUFFile:
     try:
         reader = _gguf().GGUFReader(path, "r")
     except (ValueError, OSError) as e:
@@ -95,7 +140,8 @@ def _cached_file(path: str, size: int, mtime_ns: int) -> GGUFFile:
     metadata = {key: field.contents() for key, field in reader.fields.items()
                 if not key.startswith("GGUF.")}
     records = [GGUFTensor(t.name, Path(path), tuple(int(d) for d in reversed(t.shape)),
-                          t.tensor_type.name, int(t.n_bytes), t) for t in reader.tensors]
+                          t.tensor_type.name, int(t.n_bytes), int(t.data_offset), t.tensor_type,
+                          t.data) for t in reader.tensors]
     return GGUFFile(Path(path), metadata, records, reader.data)
 
 
@@ -143,7 +189,7 @@ def row_chunks(record: GGUFTensor, dtype, release=None, finite_check=None):
     (the file stores 1 + w). `release` runs after each chunk; finite_check names the tensor in
     the NaN/Inf error (None: not checked)."""
     gguf = _gguf()
-    data, qtype = record.tensor.data, record.tensor.tensor_type
+    data, qtype = record.data, record.qtype
     shift = names.stored_as_one_plus(record.name)
     if len(record.shape) == 0 or 0 in record.shape:
         return
@@ -166,7 +212,7 @@ def releaser(file: GGUFFile, record: GGUFTensor):
     mm = getattr(file.data, "_mmap", None)
     if mm is None:
         return None
-    start = record.tensor.data_offset
+    start = record.offset
     first = start // mmap.PAGESIZE * mmap.PAGESIZE
     return lambda: mm.madvise(mmap.MADV_DONTNEED, first, start + record.nbytes - first)
 

