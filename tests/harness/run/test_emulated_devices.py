@@ -26,10 +26,12 @@ TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 7,
         "vocab_size": 512,
         "layer_types": ["sliding_attention"] * 5 + ["full_attention", "sliding_attention"]}
 CHECKS = {"load", "logits", "generate", "batch", "speed", "memory"}  # a text model's checks
+NEEDS_TORCH = "python -m harness runs the transformers reference, which needs torch"
 
 
 @pytest.fixture(scope="module")
 def emulated_run(tmp_path_factory):
+    pytest.importorskip("torch", reason=NEEDS_TORCH)
     tmp = tmp_path_factory.mktemp("emulated")
     config = tmp / "hub-configs" / "gemma-3-270m.json"
     config.parent.mkdir()
