@@ -245,15 +245,19 @@ def main(argv=None) -> int:
     chosen, left = plan(ids, cache)
     summary: dict = {"backend": args.backend, "budget_s": args.budget, "models": dict(left)}
     harness_end = start + args.budget - args.bench_seconds
-    log(f"harness: {', '.join(chosen)} in bfloat16, until {harness_end - start:.0f} s")
-    code, stopped = run_until(
-        [sys.executable, "-m", "harness", "--dtypes", "bfloat16", "--backend", args.backend,
-         "--models", ",".join(chosen), "--results", str(out / "results"), "--cache", str(cache),
-         "--timeout", str(max(60.0, args.budget))], env, harness_end, log)
+    code, stopped = 0, False
+    if chosen:  # (an empty --models would mean every model)
+        log(f"harness: {', '.join(chosen)} in bfloat16, until {harness_end - start:.0f} s")
+        code, stopped = run_until(
+            [sys.executable, "-m", "harness", "--dtypes", "bfloat16", "--backend", args.backend,
+             "--models", ",".join(chosen), "--results", str(out / "results"),
+             "--cache", str(cache), "--timeout", str(max(60.0, args.budget))],
+            env, harness_end, log)
     summary["harness"] = {"exit": code, "stopped_for_time": stopped,
                           "seconds": round(time.monotonic() - start, 1)}
     files = sorted((out / "results").glob("*.json"))
-    data = json.loads(files[-1].read_text("utf-8")) if files else {"provenance": {"models": {}}}
+    data: dict = (json.loads(files[-1].read_text("utf-8")) if files
+                  else {"provenance": {"models": {}}, "tests": []})
     recorded = data["provenance"]["models"]
     for model in chosen:
         summary["models"][model] = (_outcome(model, recorded[model], data["tests"])
