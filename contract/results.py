@@ -19,6 +19,14 @@ def parse_utc(text: str) -> datetime:
     return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
 
 
+def emulated_devices(backend: str, device_count: int) -> bool:
+    """Several CPU devices in one run are always one host split by XLA
+    (XLA_FLAGS=--xla_force_host_platform_device_count; the harness runs a single process), so
+    each "device" reports the whole host's memory and shares its cores: provenance's
+    `emulated_devices`, and what the reporter assumes of files written before that field."""
+    return backend == "cpu" and device_count > 1
+
+
 def file_name(provenance: dict) -> str:
     """`<yyyymmddThhmmssZ>-<backend>-<device slug>-<count>x.json` for a provenance block."""
     stamp = parse_utc(provenance["utc_time"]).strftime("%Y%m%dT%H%M%SZ")

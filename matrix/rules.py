@@ -7,7 +7,7 @@ from pathlib import PurePath
 from contract.checks import DTYPES, OUTCOMES, RAN, parse_nodeid
 from contract.refusal import GIB, ROUNDING_GIB, parse_memory_reason
 from contract.registry import Model
-from contract.results import file_name, parse_utc
+from contract.results import emulated_devices, file_name, parse_utc
 
 from .columns import column_for
 from .load import Result
@@ -20,7 +20,7 @@ def rule_problems(result: Result, registry: tuple[Model, ...],
                   now: datetime | None = None) -> list[Problem]:
     """Problems with the device fingerprint, time, file name, model ids, tests and summary."""
     data, provenance = result.data, result.data["provenance"]
-    found = _fingerprint(provenance) + _time(provenance, now)
+    found = _fingerprint(provenance) + _emulated(provenance) + _time(provenance, now)
     if not found:
         found += _file_name(result.name, provenance)
     ids = {model.id for model in registry}
@@ -38,6 +38,23 @@ def _fingerprint(provenance: dict) -> list:
     except ValueError as exc:
         return [("$.provenance.device_kind", str(exc))]
     return []
+
+
+def _emulated(provenance: dict) -> list:
+    """Emulated devices (one CPU split by XLA's --xla_force_host_platform_device_count) prove
+    the sharded path runs, not what a machine does: their speed and memory are the host's,
+    divided. Refused, so such a file can neither fill a column nor replace a real result;
+    files written before the field are judged by their device count."""
+    backend, count = provenance["backend"], provenance["device_count"]
+    recorded = provenance.get("emulated_devices")
+    if not recorded and not emulated_devices(backend, count):
+        return []
+    message = (f"the run's {count} {backend} devices were emulated (one host split by "
+               "XLA_FLAGS=--xla_force_host_platform_device_count); such a result tests the "
+               "sharded path, not a machine: keep it out of results/ (python -m harness "
+               "--results <another folder>)")
+    return [("$.provenance.emulated_devices" if recorded else "$.provenance.device_count",
+             message)]
 
 
 def _time(provenance: dict, now: datetime | None) -> list:

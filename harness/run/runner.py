@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 
 from contract.checks import CHECKS_DIR
+from contract.results import emulated_devices
 from harness.checkpoints import registry
 from harness.checkpoints import resolve as checkpoints
 from harness.memory import planner
@@ -77,6 +78,7 @@ def provenance(fp: dict, command: str) -> dict:
     return {"project": project(registry.REPO_ROOT), "versions": fp["versions"],
             "backend": fp["backend"], "device_kind": fp["device_kind"],
             "device_count": fp["device_count"],
+            "emulated_devices": emulated_devices(fp["backend"], fp["device_count"]),
             "memory_per_device_bytes": fp["memory_per_device_bytes"], "host": fp["host"],
             "utc_time": utc_stamp_now(), "command": command}
 

@@ -13,6 +13,7 @@ VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$")
 
 
 def test_versions_cover_the_stack_and_match_the_schema():
+    pytest.importorskip("torch", reason="the stack's versions include torch's")
     versions = fingerprint.versions()
     for name in ("python", "jax", "jaxlib", "flax", "numpy", "torch", "transformers"):
         assert versions[name] and VERSION.match(versions[name]), name
