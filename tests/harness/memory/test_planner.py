@@ -80,3 +80,12 @@ def test_xla_cpu_weight_copies_are_counted_for_float32_on_cpu_only():
     assert cpu.overhead - gpu.overhead == runtime  # bf16 weights are held once
     cpu, gpu = planner.jax_need(cfg, "float32", "cpu"), planner.jax_need(cfg, "float32", "gpu")
     assert cpu.overhead - gpu.overhead - runtime == int(0.2 * cfg.num_params() * 4)
+
+
+def test_emulated_cpu_devices_each_hold_their_replicas_in_the_one_ram():
+    cfg = config("gemma-3-270m")
+    one = planner.plan(cfg, "float32", {**machine(20), "device_count": 1}).jax
+    eight = planner.plan(cfg, "float32", {**machine(20), "device_count": 8}).jax
+    assert eight.params == one.params  # the shards add up to the whole model
+    assert eight.kv_cache == 8 * one.kv_cache and eight.activations == 8 * one.activations
+    assert eight.outputs == one.outputs  # compared on the host, once
