@@ -22,11 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from harness.bench import limits
 from harness.checkpoints import registry, synthetic
 from harness.memory.measure import peak_rss
 from harness.system import fingerprint
 
 DEFAULT_MODELS = "gemma-3-270m,gemma-3-1b-pt"
+DECODE_PROMPT = 32  # tokens in each decode row's prompt
 METRICS = ("prefill", "decode")
 
 
@@ -43,10 +45,12 @@ def main(argv: list[str] | None = None) -> int:
                 _say(f"{spec.id}: {side} {dtype}")
                 runs.append({"model": spec.id, "side": side, "dtype": dtype,
                              **_run_child(side, directory, dtype, args)})
+    machine = limits.machine_limits(runs)
     report: dict[str, Any] = {"machine": _machine(), "settings": vars(args), "runs": runs,
-              "ratios": ratios(runs)}
+                              "limits": machine, "ratios": ratios(runs, machine, args.new_tokens)}
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(machine_line(report["machine"]))
+    print(limits_line(machine))
     print(table(report["ratios"]))
     _say(f"wrote {args.out}")
     return 0
@@ -93,12 +97,14 @@ def _child(args) -> dict:
         ids = rng.integers(3, 256_000, (1, n))
         out["prefill_tokens_per_s"][str(n)] = n / timer.best(ids, 1)
     for b in batches:
-        ids = rng.integers(3, 256_000, (b, 32))
+        ids = rng.integers(3, 256_000, (b, DECODE_PROMPT))
         first = timer.best(ids, 1)
         full = timer.best(ids, 1 + args.new_tokens)
         out["decode_tokens_per_s"][str(b)] = b * args.new_tokens / max(full - first, 1e-9)
     out["compile_s"] = timer.compile_s
     out["peak_rss_bytes"] = peak_rss()
+    measure = limits.measure_jax if args.child == "jax" else limits.measure_torch
+    out["limits"] = measure(args.dtype)  # after the model's peak: the probe's 1 GiB is apart
     return out
 
 
@@ -153,8 +159,9 @@ class TorchTimer:
         return min(runs[1:])
 
 
-def ratios(runs: list[dict]) -> list[dict]:
-    """Per model and measurement: the best dtype of each side, and JAX / transformers."""
+def ratios(runs: list[dict], machine: dict | None = None, new_tokens: int = 32) -> list[dict]:
+    """Per model and measurement: the best dtype of each side, JAX / transformers, and with
+    the machine's limits (limits.machine_limits) the fraction of them each side reaches."""
     rows = []
     for model in dict.fromkeys(r["model"] for r in runs):
         mine = [r for r in runs if r["model"] == model and "error" not in r]
@@ -168,22 +175,62 @@ def ratios(runs: list[dict]) -> list[dict]:
                 ours, theirs = best["jax"], best["torch"]
                 if ours is None or theirs is None:
                     continue
-                rows.append({"model": model, "metric": metric, "shape": int(shape),
-                             "jax": ours[0], "jax_dtype": ours[1],
-                             "torch": theirs[0], "torch_dtype": theirs[1],
-                             "ratio": ours[0] / theirs[0]})
+                row = {"model": model, "metric": metric, "shape": int(shape),
+                       "jax": ours[0], "jax_dtype": ours[1],
+                       "torch": theirs[0], "torch_dtype": theirs[1],
+                       "ratio": ours[0] / theirs[0]}
+                if machine:
+                    row.update(_fractions(row, machine, new_tokens))
+                rows.append(row)
     return rows
+
+
+def _fractions(row: dict, machine: dict, new_tokens: int) -> dict:
+    """jax_of_limit, torch_of_limit: each side's rate as a fraction of the machine's limit."""
+    text = registry.get(row["model"]).config().text
+    out = {}
+    for side in ("jax", "torch"):
+        rate, dtype = row[side], row[f"{side}_dtype"]
+        if row["metric"] == "decode":
+            context = DECODE_PROMPT + new_tokens // 2  # the cache's mean length over the steps
+            bandwidth = machine["bandwidth_bytes_per_s"]
+            value = (limits.decode_fraction(text, dtype, rate, row["shape"], context, bandwidth)
+                     if bandwidth else None)
+        else:
+            matmul = machine["matmul_flops_per_s"].get(dtype)
+            value = limits.prefill_fraction(text, row["shape"], rate, matmul) if matmul else None
+        out[f"{side}_of_limit"] = value
+    return out
 
 
 def table(rows: list[dict]) -> str:
     head = ["model", "measurement", "JAX tok/s", "transformers tok/s", "JAX / transformers"]
+    fractions = any("jax_of_limit" in r for r in rows)
+    if fractions:
+        head += ["JAX of limit", "transformers of limit"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         what = (f"prefill, prompt {r['shape']}" if r["metric"] == "prefill"
                 else f"decode, batch {r['shape']}")
-        lines.append(f"| {r['model']} | {what} | {r['jax']:.1f} ({r['jax_dtype']}) | "
-                     f"{r['torch']:.1f} ({r['torch_dtype']}) | {r['ratio']:.2f}x |")
+        line = (f"| {r['model']} | {what} | {r['jax']:.1f} ({r['jax_dtype']}) | "
+                f"{r['torch']:.1f} ({r['torch_dtype']}) | {r['ratio']:.2f}x |")
+        if fractions:
+            line += "".join(f" {_percent(r.get(f'{side}_of_limit'))} |" for side in ("jax", "torch"))
+        lines.append(line)
     return "\n".join(lines)
+
+
+def limits_line(machine: dict) -> str:
+    """`limits: read 21.5 GB/s; matmul float32 180 GFLOP/s, bfloat16 95 GFLOP/s`."""
+    rates = ", ".join(f"{dtype} {rate / 1e9:.0f} GFLOP/s"
+                      for dtype, rate in sorted(machine["matmul_flops_per_s"].items()))
+    return (f"limits (this run, its threads): read {machine['bandwidth_bytes_per_s'] / 1e9:.1f} "
+            f"GB/s; matmul {rates or 'not measured'}; decode rows against bandwidth, prefill "
+            "rows against the matmul rate of their dtype")
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f}%"
 
 
 def machine_line(machine: dict) -> str:
