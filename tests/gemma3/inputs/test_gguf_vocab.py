@@ -10,6 +10,7 @@ from pathlib import Path
 import gguf
 import pytest
 
+from gemma3.ckpt.gguf.file import read_metadata
 from gemma3.inputs import chat
 from gemma3.inputs.tokenizer import Tokenizer
 from tests.support import DATA, real_270m_gguf
@@ -148,3 +149,25 @@ def test_real_vocabulary_stream_concatenates_to_decode(real, text):
 if __name__ == "__main__":  # regenerate GOLDEN: python -m tests.test_gguf_tokenizer
     GOLDEN.write_text(json.dumps(transformers_ids(transformers_tokenizer(real_path())),
                                  ensure_ascii=False, indent=1) + "\n")
+
+
+def test_a_rebuilt_tokenizer_is_cached_by_its_vocabulary(tmp_path, monkeypatch):
+    """The second build reads the cache and gives the same tokenizer; another vocabulary gets
+    another entry; a damaged entry is rebuilt; "off" writes nothing."""
+    from gemma3.inputs import gguf_vocab
+
+    meta = read_metadata(real_path())
+    monkeypatch.setenv(gguf_vocab.CACHE_ENV, str(tmp_path / "cache"))
+    built = gguf_vocab.backend_from_metadata(meta, "real")
+    [entry] = (tmp_path / "cache").iterdir()
+    cached = gguf_vocab.backend_from_metadata(meta, "real")
+    assert cached.to_str() == built.to_str()
+    for text in VARIED:
+        assert cached.encode(text).ids == built.encode(text).ids
+    other = {**meta, "tokenizer.ggml.tokens": [*meta["tokenizer.ggml.tokens"][:-1], "<other>"]}
+    assert gguf_vocab._cache_path(other) != entry
+    entry.write_text("{not json")
+    assert gguf_vocab.backend_from_metadata(meta, "real").to_str() == built.to_str()
+    assert entry.read_text() == built.to_str()  # rewritten whole
+    monkeypatch.setenv(gguf_vocab.CACHE_ENV, "off")
+    assert gguf_vocab._cache_path(meta) is None
