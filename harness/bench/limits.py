@@ -5,9 +5,10 @@ fraction of it each row reaches.
   whole, as the output head; the input lookup's one row per token is left out) and, per
   sequence, the KV cache of the positions each layer attends. Fraction = bytes per step x
   steps/s / the read bandwidth (a reduction over a 1 GiB array).
-- Prefill is bound by the matmul rate: 2 FLOPs per weight per token (the head included), plus
-  attention's QK^T and PV over the positions each layer attends (causal: on average half the
-  prompt, at most the sliding window). Fraction = FLOPs per token x tokens/s / the dense matmul
+- Prefill is bound by the matmul rate: 2 FLOPs per layer weight per token, the output head once
+  (generate computes the last position's logits only), plus attention's QK^T and PV over the
+  positions each layer attends (causal: on average half the prompt, at most the sliding
+  window). Fraction = FLOPs per token x tokens/s / the dense matmul
   rate of the row's dtype (a 2048-square dot), the faster of JAX and torch.
 """
 
@@ -37,12 +38,15 @@ def decode_bytes_per_step(text: TextConfig, dtype: str, context: int, batch: int
 
 
 def prefill_flops_per_token(text: TextConfig, length: int) -> float:
-    """Average FLOPs per token of a prompt of `length` tokens."""
-    weights = 2 * (text.num_params() - text.hidden_size)  # every matrix; the final norm is not
+    """Average FLOPs per token of a prompt of `length` tokens, as both sides' generate runs it:
+    every layer's matrices for every token, the output head once (only the last position's
+    logits are computed), attention over the attended positions."""
+    head = text.vocab_size * text.hidden_size  # the tied embedding: a lookup per token
+    layers = 2 * (text.num_params() - head - text.hidden_size)
     positions = sum(attended(t, p, text.sliding_window)
                     for t in text.layer_types for p in range(length)) / length
     attention = 2 * 2 * text.num_attention_heads * text.head_dim * positions
-    return weights + attention
+    return layers + attention + 2 * head / length
 
 
 def decode_fraction(text: TextConfig, dtype: str, tokens_per_s: float, batch: int,

@@ -23,13 +23,14 @@ def test_a_decode_step_reads_every_weight_and_the_attended_cache():
     assert limits.decode_bytes_per_step(t, "float32", 0, 8) == 268_098_176 * 4 + 8 * 18 * 2048
 
 
-def test_a_prompt_token_costs_two_flops_per_weight_and_its_attention():
+def test_a_prompt_token_costs_two_flops_per_layer_weight_its_attention_and_a_share_of_the_head():
     t = text("gemma-3-1b-pt")  # 999,885,952 parameters, hidden 1152; 4 heads of 256
-    weights = 2 * (999_885_952 - 1152)
-    assert limits.prefill_flops_per_token(t, 1) == weights + 26 * 4 * 4 * 256
+    head = 262_144 * 1152  # applied once per prompt: generate keeps the last logits only
+    layers = 2 * (999_885_952 - head - 1152)
+    assert limits.prefill_flops_per_token(t, 1) == layers + 26 * 4 * 4 * 256 + 2 * head
     # 1024 tokens: global layers attend (n+1)/2 on average, sliding ones at most 512.
     sliding = sum(min(p + 1, 512) for p in range(1024)) / 1024
-    expected = weights + 4 * 4 * 256 * (22 * sliding + 4 * 1025 / 2)
+    expected = layers + 4 * 4 * 256 * (22 * sliding + 4 * 1025 / 2) + 2 * head / 1024
     assert limits.prefill_flops_per_token(t, 1024) == pytest.approx(expected)
 
 
