@@ -67,7 +67,7 @@ def _evidence(item: Evidence | None) -> str:
     logits, memory = measured.get("logits", {}), measured.get("memory", {})
     if logits.get("max_abs_diff") is not None:
         rel = logits.get("max_abs_rel")
-        parts.append(f"logits max |diff| {logits['max_abs_diff']:.3g}"
+        parts.append(f"logits max abs diff {logits['max_abs_diff']:.3g}"
                      + (f" ({rel:.2e} of the scale)" if rel is not None else "")
                      + (f", top-1 {logits['top1_agreement']:.3f}"
                         if logits.get("top1_agreement") is not None else ""))

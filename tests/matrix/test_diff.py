@@ -58,10 +58,11 @@ def test_a_flip_a_new_column_and_the_unchanged_cells(tmp_path, capsys):
     assert out.startswith("### What the 2 result file(s) added since main change\n")
     rows = [line for line in out.splitlines() if line.startswith("| gemma")]
     assert ("| gemma-3-270m-it | GPU H100 (1x) | ❌ Fails (batch) 🧪 | ✅ Runs (1 of 2 ❌) 🧪 | "
-            f"`{rerun.name}`; logits max |diff| ") in " ".join(rows)
+            f"`{rerun.name}`; logits max abs diff ") in " ".join(rows)
     assert any(row.startswith("| gemma-3-12b-it | GPU H200 (1x) | (no column) | ✅ Runs 🧪 | "
                               f"`{H200.name}`") for row in rows)
     assert len(rows) == 2 and "cells with evidence unchanged." in out
+    assert all(row.count("|") == 6 for row in rows)  # no stray pipe breaks the table
 
 
 def test_nothing_added_says_so(tmp_path, capsys):
