@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import time
 
-from gemma3.config import GLOBAL, TextConfig
+from gemma3.config import DTYPES, GLOBAL, TextConfig
 
 ARRAY_BYTES = 2**30  # the bandwidth probe's array: far beyond any cache
 MATMUL_SIZE = 2048  # the largest square dot timed
 MATMUL_SECONDS = 0.05
-ITEMSIZE = {"float32": 4, "bfloat16": 2}
 
 
 def attended(layer_type: str, position: int, window: int) -> int:
@@ -31,7 +30,7 @@ def attended(layer_type: str, position: int, window: int) -> int:
 
 def decode_bytes_per_step(text: TextConfig, dtype: str, context: int, batch: int) -> int:
     """Bytes one decode step reads with `context` positions already in the cache."""
-    item = ITEMSIZE[dtype]
+    item = DTYPES[dtype].itemsize
     per_position = 2 * text.num_key_value_heads * text.head_dim * item  # K and V
     kv = sum(attended(t, context, text.sliding_window) for t in text.layer_types) * per_position
     return text.num_params() * item + batch * kv
@@ -120,11 +119,9 @@ def matmul_rate(seconds) -> float:
 def machine_limits(runs: list[dict]) -> dict:
     """The machine's limits from every child's own measurement: the highest bandwidth any side
     read, and per dtype the faster side's matmul rate."""
-    measured = [r["limits"] for r in runs if "limits" in r]
-    rates: dict[str, float] = {}
+    bandwidth, rates = 0.0, dict[str, float]()
     for r in runs:
         if "limits" in r:
+            bandwidth = max(bandwidth, r["limits"]["bandwidth_bytes_per_s"])
             rates[r["dtype"]] = max(rates.get(r["dtype"], 0.0), r["limits"]["matmul_flops_per_s"])
-    return {"bandwidth_bytes_per_s": max((m["bandwidth_bytes_per_s"] for m in measured),
-                                         default=0.0),
-            "matmul_flops_per_s": rates}
+    return {"bandwidth_bytes_per_s": bandwidth, "matmul_flops_per_s": rates}

@@ -107,15 +107,13 @@ def _hf_model(spec, checkpoint: Path, dtype: str, where: dict | None):
     cls = Gemma3ForConditionalGeneration if spec.multimodal else Gemma3ForCausalLM
     args, kwargs = _hf_location(checkpoint)
     kwargs.update(dtype=getattr(torch, dtype), attn_implementation="eager")
-    if where is None:
-        where = {"kind": "gpu" if torch.cuda.is_available() else "host", "max_memory": {"0": 0}}
-    if where["kind"] == "host":
+    kind = where["kind"] if where else ("gpu" if torch.cuda.is_available() else "host")
+    budgets = {int(i): int(n) for i, n in (where or {}).get("max_memory", {"0": 0}).items()}
+    if kind == "host":
         return cls.from_pretrained(*args, **kwargs).eval()
-    if where["kind"] == "gpu":  # straight onto the one GPU, never the whole model in host RAM
-        index = min(int(i) for i in where["max_memory"])
-        return cls.from_pretrained(*args, **kwargs, device_map={"": index}).eval()
+    if kind == "gpu":  # straight onto the one GPU, never the whole model in host RAM
+        return cls.from_pretrained(*args, **kwargs, device_map={"": min(budgets)}).eval()
     # layer by layer over the GPUs, within each one's budget
-    budgets = {int(i): int(n) for i, n in where["max_memory"].items()}
     model = cls.from_pretrained(*args, **kwargs, device_map="auto", max_memory=budgets)
     return _on_gpus_only(model).eval()
 
