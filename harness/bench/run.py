@@ -1,12 +1,15 @@
 """`python -m harness.bench` (`nox -s bench`): JAX against transformers on the same synthetic
-checkpoint, measured in one run on one machine.
+checkpoint, measured in one run on one machine; with `--gguf FILE` also on that file, beside
+llama.cpp running it in its own quantized format (harness.bench.llamacpp).
 
 Each (side, dtype) runs in its own process, so peak memory is that side's alone. Per model it
 measures prefill tokens/s (batch 1, prompts of 128 and 1024 tokens), decode tokens/s (batch 1
-and 8), JAX compile time apart from run time, load time and peak RSS, then prints a table of
-JAX/transformers ratios (best dtype each side) and writes everything as JSON.
+and 8), a whole generate call (an 8-token prompt and 64 new tokens, batch 1: new tokens / the
+call's seconds, the prompt and first token included), JAX compile time apart from run time,
+load time and peak RSS, then prints a table of JAX/transformers (and JAX/llama.cpp) ratios,
+best dtype each side, and writes everything as JSON.
 
-Both sides are timed through their library's own generate: prefill = generate(1 new token);
+Every side is timed through its library's own generate: prefill = generate(1 new token);
 decode rate = extra tokens / (generate(1 + N) - generate(1)), after a warm-up of each shape.
 """
 
@@ -22,14 +25,16 @@ from typing import Any
 
 import numpy as np
 
-from harness.bench import limits
+from harness.bench import limits, llamacpp
 from harness.checkpoints import registry, synthetic
 from harness.memory.measure import peak_rss
 from harness.system import fingerprint
 
 DEFAULT_MODELS = "gemma-3-270m,gemma-3-1b-pt"
 DECODE_PROMPT = 32  # tokens in each decode row's prompt
-METRICS = ("prefill", "decode")
+GENERATE_PROMPT = 8  # tokens in the whole-call row's prompt
+METRICS = ("prefill", "decode", "generate")
+PEERS = ("torch", llamacpp.SIDE)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,16 +43,17 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_child(args)))
         return 0
     runs = []
-    for spec in registry.select(args.models):
-        directory = synthetic.ensure_checkpoint(spec, args.seed, args.cache, progress=_say)
-        for side, dtypes in (("jax", args.jax_dtypes), ("torch", args.torch_dtypes)):
+    for model, directory, sides in _subjects(args):
+        for side, dtypes in sides:
             for dtype in dtypes.split(","):
-                _say(f"{spec.id}: {side} {dtype}")
-                runs.append({"model": spec.id, "side": side, "dtype": dtype,
+                _say(f"{model}: {side} {dtype}")
+                runs.append({"model": model, "side": side, "dtype": dtype,
                              **_run_child(side, directory, dtype, args)})
     machine = limits.machine_limits(runs)
+    texts = _texts(args)
     report: dict[str, Any] = {"machine": _machine(), "settings": vars(args), "runs": runs,
-                              "limits": machine, "ratios": ratios(runs, machine, args.new_tokens)}
+                              "limits": machine,
+                              "ratios": ratios(runs, machine, args.new_tokens, texts)}
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(machine_line(report["machine"]))
     print(limits_line(machine))
@@ -56,9 +62,46 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _subjects(args):
+    """(model id, checkpoint, [(side, dtypes)]) to measure: the synthetic checkpoints of
+    --models, then the --gguf file (its name is its model id) with llama.cpp beside it."""
+    sides = [("jax", args.jax_dtypes), ("torch", args.torch_dtypes)]
+    for spec in registry.select(_models(args)) if _models(args) else []:
+        yield spec.id, synthetic.ensure_checkpoint(spec, args.seed, args.cache, progress=_say), sides
+    if args.gguf:
+        path = Path(args.gguf)
+        missing = llamacpp.missing_reason()
+        if missing:
+            _say(missing)
+        peer = [] if missing else [(llamacpp.SIDE, llamacpp.file_type(path))]
+        yield path.name, path, sides + peer
+
+
+def _models(args) -> str:
+    """--models, which defaults to the synthetic pair unless only a --gguf file was asked for."""
+    if args.models is not None:
+        return args.models
+    return "" if args.gguf else DEFAULT_MODELS
+
+
+def _texts(args) -> dict:
+    """Each model's text config, for the limit fractions."""
+    texts = {spec.id: spec.config().text for spec in registry.select(_models(args))
+             } if _models(args) else {}
+    if args.gguf:
+        from gemma3.ckpt.gguf.config import read_config
+
+        texts[Path(args.gguf).name] = read_config(args.gguf).text
+    return texts
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__.split("\n")[0])
-    p.add_argument("--models", default=DEFAULT_MODELS, help="comma-separated model ids")
+    p.add_argument("--models", default=None,
+                   help=f"comma-separated model ids (default {DEFAULT_MODELS}; none with --gguf)")
+    p.add_argument("--gguf", help="also measure this GGUF file: JAX and transformers on it "
+                                  "dequantized, llama.cpp on it as stored (when llama_cpp is "
+                                  "importable)")
     p.add_argument("--jax-dtypes", default="float32,bfloat16",
                    help="JAX dtypes to measure; each row takes the faster (which one depends on "
                         "the CPU's flags)")
@@ -66,20 +109,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--prompts", default="128,1024", help="prefill prompt lengths")
     p.add_argument("--batches", default="1,8", help="decode batch sizes")
     p.add_argument("--new-tokens", type=int, default=32, help="decode steps timed per run")
+    p.add_argument("--generate-tokens", type=int, default=64,
+                   help="new tokens of the whole-call row (0: no such row)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per shape; best is kept")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", default=None, help="synthetic checkpoint cache directory")
     p.add_argument("--out", default="bench.json")
-    p.add_argument("--child", choices=["jax", "torch"], help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=["jax", "torch", llamacpp.SIDE], help=argparse.SUPPRESS)
     p.add_argument("--checkpoint", help=argparse.SUPPRESS)
     p.add_argument("--dtype", help=argparse.SUPPRESS)
     return p
 
 
 def _run_child(side: str, directory: Path, dtype: str, args) -> dict:
+    batches = "1" if side == llamacpp.SIDE else args.batches  # its binding runs one sequence
     cmd = [sys.executable, "-m", "harness.bench", "--child", side, "--checkpoint", str(directory),
-           "--dtype", dtype, "--prompts", args.prompts, "--batches", args.batches,
-           "--new-tokens", str(args.new_tokens), "--repeats", str(args.repeats)]
+           "--dtype", dtype, "--prompts", args.prompts, "--batches", batches,
+           "--new-tokens", str(args.new_tokens), "--generate-tokens", str(args.generate_tokens),
+           "--repeats", str(args.repeats)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode:
         tail = done.stderr.strip().splitlines()[-5:]
@@ -88,10 +135,12 @@ def _run_child(side: str, directory: Path, dtype: str, args) -> dict:
 
 
 def _child(args) -> dict:
-    timer = JaxTimer(args) if args.child == "jax" else TorchTimer(args)
+    timer: Any = {"jax": JaxTimer, "torch": TorchTimer,
+                  llamacpp.SIDE: llamacpp.LlamaCppTimer}[args.child](args)
     prompts = [int(n) for n in args.prompts.split(",")]
     batches = [int(n) for n in args.batches.split(",")]
-    out = {"load_s": timer.load_s, "prefill_tokens_per_s": {}, "decode_tokens_per_s": {}}
+    out: dict[str, Any] = {"load_s": timer.load_s, "prefill_tokens_per_s": {},
+                           "decode_tokens_per_s": {}, "generate_tokens_per_s": {}}
     rng = np.random.default_rng(0)
     for n in prompts:
         ids = rng.integers(3, 256_000, (1, n))
@@ -101,10 +150,17 @@ def _child(args) -> dict:
         first = timer.best(ids, 1)
         full = timer.best(ids, 1 + args.new_tokens)
         out["decode_tokens_per_s"][str(b)] = b * args.new_tokens / max(full - first, 1e-9)
+    if args.generate_tokens:
+        ids = rng.integers(3, 256_000, (1, GENERATE_PROMPT))
+        out["generate_tokens_per_s"][str(args.generate_tokens)] = (
+            args.generate_tokens / timer.best(ids, args.generate_tokens))
     out["compile_s"] = timer.compile_s
     out["peak_rss_bytes"] = peak_rss()
-    measure = limits.measure_jax if args.child == "jax" else limits.measure_torch
-    out["limits"] = measure(args.dtype)  # after the model's peak: the probe's 1 GiB is apart
+    if args.child == llamacpp.SIDE:  # its quantized weights: what a decode step reads
+        out["weight_bytes"] = llamacpp.weight_bytes(args.checkpoint)
+    else:  # after the model's peak: the probe's 1 GiB is apart
+        out["limits"] = (limits.measure_jax if args.child == "jax" else limits.measure_torch)(
+            args.dtype)
     return out
 
 
@@ -140,9 +196,13 @@ class TorchTimer:
         from transformers import AutoModelForCausalLM
 
         self.torch, self.repeats = torch, args.repeats
+        path = Path(args.checkpoint)
+        # A GGUF file is read (and dequantized) by transformers from its directory.
+        where = ({"pretrained_model_name_or_path": path.parent, "gguf_file": path.name}
+                 if path.suffix == ".gguf" else {"pretrained_model_name_or_path": path})
         start = time.perf_counter()
         self.model = AutoModelForCausalLM.from_pretrained(
-            args.checkpoint, dtype=getattr(torch, args.dtype)).eval()
+            **where, dtype=getattr(torch, args.dtype)).eval()
         self.load_s = time.perf_counter() - start
         self.compile_s = None  # eager: nothing compiled ahead
 
@@ -159,9 +219,12 @@ class TorchTimer:
         return min(runs[1:])
 
 
-def ratios(runs: list[dict], machine: dict | None = None, new_tokens: int = 32) -> list[dict]:
-    """Per model and measurement: the best dtype of each side, JAX / transformers, and with
-    the machine's limits (limits.machine_limits) the fraction of them each side reaches."""
+def ratios(runs: list[dict], machine: dict | None = None, new_tokens: int = 32,
+           texts: dict | None = None) -> list[dict]:
+    """Per model and measurement: the best dtype of each side, JAX / transformers (`ratio`) and
+    JAX / llama.cpp (`ratio_llamacpp`) where that side ran, and with the machine's limits
+    (limits.machine_limits) the fraction of them each side reaches. texts: each model's text
+    config (default: the registry's)."""
     rows = []
     for model in dict.fromkeys(r["model"] for r in runs):
         mine = [r for r in runs if r["model"] == model and "error" not in r]
@@ -169,55 +232,84 @@ def ratios(runs: list[dict], machine: dict | None = None, new_tokens: int = 32) 
             key = f"{metric}_tokens_per_s"
             shapes = {s for r in mine for s in r.get(key, {})}
             for shape in sorted(shapes, key=int):
-                best = {side: max(((r[key][shape], r["dtype"]) for r in mine
-                                   if r["side"] == side and shape in r[key]), default=None)
-                        for side in ("jax", "torch")}
-                ours, theirs = best["jax"], best["torch"]
-                if ours is None or theirs is None:
+                best: dict[str, dict] = {}  # side -> its fastest run at this shape
+                for r in mine:
+                    if shape in r.get(key, {}) and (
+                            r["side"] not in best or r[key][shape] > best[r["side"]][key][shape]):
+                        best[r["side"]] = r
+                if "jax" not in best or not set(PEERS) & set(best):
                     continue
-                row = {"model": model, "metric": metric, "shape": int(shape),
-                       "jax": ours[0], "jax_dtype": ours[1],
-                       "torch": theirs[0], "torch_dtype": theirs[1],
-                       "ratio": ours[0] / theirs[0]}
+                row: dict[str, Any] = {"model": model, "metric": metric, "shape": int(shape)}
+                for side, run in best.items():
+                    row.update({side: run[key][shape], f"{side}_dtype": run["dtype"]})
+                    if side != "jax":
+                        suffix = "" if side == "torch" else f"_{side}"
+                        row[f"ratio{suffix}"] = row["jax"] / row[side]
+                if llamacpp.SIDE in best:
+                    row[f"{llamacpp.SIDE}_weight_bytes"] = best[llamacpp.SIDE]["weight_bytes"]
                 if machine:
-                    row.update(_fractions(row, machine, new_tokens))
+                    text = (texts or {}).get(model) or registry.get(model).config().text
+                    row.update(_fractions(row, machine, new_tokens, text))
                 rows.append(row)
     return rows
 
 
-def _fractions(row: dict, machine: dict, new_tokens: int) -> dict:
-    """jax_of_limit, torch_of_limit: each side's rate as a fraction of the machine's limit."""
-    text = registry.get(row["model"]).config().text
-    out = {}
-    for side in ("jax", "torch"):
-        rate, dtype = row[side], row[f"{side}_dtype"]
-        if row["metric"] == "decode":
+def _fractions(row: dict, machine: dict, new_tokens: int, text) -> dict:
+    """<side>_of_limit: each side's rate as a fraction of the machine's limit (None where the
+    limit does not apply: the whole-call row, llama.cpp's quantized prompt pass)."""
+    out: dict[str, float | None] = {}
+    for side in ("jax", *PEERS):
+        if side not in row:
+            continue
+        rate, dtype, value = row[side], row[f"{side}_dtype"], None
+        bandwidth = machine["bandwidth_bytes_per_s"]
+        if row["metric"] == "decode" and bandwidth:
             context = DECODE_PROMPT + new_tokens // 2  # the cache's mean length over the steps
-            bandwidth = machine["bandwidth_bytes_per_s"]
-            value = (limits.decode_fraction(text, dtype, rate, row["shape"], context, bandwidth)
-                     if bandwidth else None)
-        else:
-            matmul = machine["matmul_flops_per_s"].get(dtype)
-            value = limits.prefill_fraction(text, row["shape"], rate, matmul) if matmul else None
+            if side == llamacpp.SIDE:
+                value = limits.decode_fraction(text, llamacpp.KV_DTYPE, rate, row["shape"],
+                                               context, bandwidth,
+                                               weight_bytes=row[f"{side}_weight_bytes"])
+            else:
+                value = limits.decode_fraction(text, dtype, rate, row["shape"], context,
+                                               bandwidth)
+        elif row["metric"] == "prefill" and machine["matmul_flops_per_s"].get(dtype):
+            value = limits.prefill_fraction(text, row["shape"], rate,
+                                            machine["matmul_flops_per_s"][dtype])
         out[f"{side}_of_limit"] = value
     return out
 
 
+SIDE_NAMES = {"jax": "JAX", "torch": "transformers", llamacpp.SIDE: "llama.cpp"}
+
+
 def table(rows: list[dict]) -> str:
-    head = ["model", "measurement", "JAX tok/s", "transformers tok/s", "JAX / transformers"]
+    """The markdown table: each side's best rate with its dtype, the ratios, and where measured
+    the share of the machine's limit; the llama.cpp columns only where llama.cpp ran."""
+    peers = [p for p in PEERS if any(p in r for r in rows)]
+    head = ["model", "measurement", "JAX tok/s", *(f"{SIDE_NAMES[p]} tok/s" for p in peers),
+            *(f"JAX / {SIDE_NAMES[p]}" for p in peers)]
+    sides = ["jax", *peers]
     fractions = any("jax_of_limit" in r for r in rows)
     if fractions:
-        head += ["JAX of limit", "transformers of limit"]
+        head += [f"{SIDE_NAMES[s]} of limit" for s in sides]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        what = (f"prefill, prompt {r['shape']}" if r["metric"] == "prefill"
-                else f"decode, batch {r['shape']}")
-        line = (f"| {r['model']} | {what} | {r['jax']:.1f} ({r['jax_dtype']}) | "
-                f"{r['torch']:.1f} ({r['torch_dtype']}) | {r['ratio']:.2f}x |")
+        cells = [r["model"], _measurement(r)]
+        cells += [f"{r[s]:.1f} ({r[f'{s}_dtype']})" if s in r else "n/a" for s in sides]
+        cells += [f"{r[key]:.2f}x" if key in r else "n/a"
+                  for key in ("ratio" if p == "torch" else f"ratio_{p}" for p in peers)]
         if fractions:
-            line += "".join(f" {_percent(r.get(f'{side}_of_limit'))} |" for side in ("jax", "torch"))
-        lines.append(line)
+            cells += [_percent(r.get(f"{s}_of_limit")) for s in sides]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _measurement(row: dict) -> str:
+    if row["metric"] == "prefill":
+        return f"prefill, prompt {row['shape']}"
+    if row["metric"] == "decode":
+        return f"decode, batch {row['shape']}"
+    return f"generate, {GENERATE_PROMPT}-token prompt + {row['shape']} new"
 
 
 def limits_line(machine: dict) -> str:
