@@ -6,11 +6,11 @@ reads the same values in a fraction of a second. A file cut short (an interrupte
 file, where it ends, and the first tensor whose data runs past that end with the expected and
 actual sizes, instead of a numpy reshape error deep inside a reader.
 
-Layout (GGUF v2 and v3, either byte order): magic `GGUF`, version u32, tensor count u64,
-metadata count u64; each metadata entry a key string, a value type u32 and the value (strings
-are a u64 length and bytes; arrays an element type u32, a count u64 and the elements); each
-tensor a name string, n_dims u32, the dims u64 each, its GGML type u32 and its data offset u64
-from the data section, which starts at the next multiple of `general.alignment` (default 32).
+Layout (GGUF v2 and v3, little-endian; other files are left to the `gguf` package's reader):
+magic `GGUF`, version u32, tensor count u64, metadata count u64; each metadata entry a key
+string, a value type u32 and the value (strings are a u64 length and bytes; arrays an element
+type u32, a count u64 and the elements); each tensor a name string, n_dims u32, the dims u64
+each, its GGML type u32 and its data offset u64 from the data section, which starts at the next multiple of `general.alignment` (default 32).
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """The GGUF reader: metadata and tensor records from gemma3.ckpt.gguf.extent's one pass over
 the file (the `gguf` package's reader only for what that pass leaves to it: GGUF v1,
-big-endian files), and each
-tensor dequantized with the package's own dequantizer (`gguf.quants.dequantize`: every type it
-supports), a chunk of rows at a time into float32, corrected (norm weights are stored as 1 + w)
-and cast to the target dtype, its file pages dropped after each chunk. Names map through
+big-endian files), and each tensor dequantized with the package's own per-type kernels (every
+type it supports), a chunk of rows at a time into float32, corrected (norm weights are stored
+as 1 + w) and cast to the target dtype, its file pages dropped after each chunk. Names map through
 gemma3.ckpt.gguf.names and are checked as a bijection by gemma3.ckpt.weights.match_tensors
 (`plan`); gemma3.ckpt.loading puts the tensors on the devices.
 """
@@ -197,7 +196,7 @@ def row_chunks(record: GGUFTensor, dtype, release=None, finite_check=None):
     row_bytes = 4 * int(np.prod(record.shape[1:], dtype=np.int64))
     step = max(1, DEQUANT_CHUNK_BYTES // row_bytes) if len(record.shape) > 1 else record.shape[0]
     for start in range(0, record.shape[0], step):
-        rows = np.asarray(gguf.quants.dequantize(data[start:start + step], qtype), np.float32)
+        rows = np.asarray(_dequantize_rows(data[start:start + step], qtype, gguf), np.float32)
         # In float32 before the cast, as transformers does (`weights - 1`, then `.to(dtype)`).
         out = np.asarray(rows - np.float32(1) if shift else rows, dtype)
         del rows
@@ -205,6 +204,28 @@ def row_chunks(record: GGUFTensor, dtype, release=None, finite_check=None):
         yield start, out
         if release is not None:
             release()
+
+
+def _q8_0_rows(rows: np.ndarray) -> np.ndarray:
+    """Q8_0 (blocks of a float16 scale and 32 int8 values) in one pass: int8 x float32 is the
+    package's float32(q) x scale, the same products bit for bit, without its float32 copy of q
+    (156 -> ~400 M values/s here; Q8_0 holds 63% of the real 270m's values)."""
+    blocks = rows.reshape(-1, 34)
+    scale = blocks[:, :2].copy().view(np.float16).astype(np.float32)
+    return (blocks[:, 2:].view(np.int8) * scale).reshape(rows.shape[0], -1)
+
+
+def _dequantize_rows(rows, qtype, gguf) -> np.ndarray:
+    """float32 values of whole rows: the package's own per-type kernel over the chunk at once
+    (its `dequantize` runs that kernel 16 rows at a time in a Python loop, 2.5 s of the real
+    270m's 262,144-row Q8_0 embedding); float types through `dequantize`, which views them."""
+    if qtype.name == "Q8_0" and rows.ndim == 2:
+        return _q8_0_rows(rows)
+    kind = getattr(gguf.quants, qtype.name, None)
+    if kind is None or not hasattr(kind, "dequantize_rows"):
+        return gguf.quants.dequantize(rows, qtype)
+    kind.init_grid()  # the lattice of the IQ types, built once
+    return kind.dequantize_rows(rows)
 
 
 def releaser(file: GGUFFile, record: GGUFTensor):
