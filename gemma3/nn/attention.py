@@ -60,10 +60,12 @@ class Attention(nnx.Module):
         """q [B, T, N, H]; k [B, K, S, H]; v [B, K, H, S]; mask [B, T, S] -> [B, T, D].
         `new` (keys [B, K, T, H], values [B, K, H, T]) are extra keys every query sees."""
         b, t, n, h = q.shape
-        q = q.reshape(b, t, self.num_kv_heads, n // self.num_kv_heads, h)  # query head n -> kv n//G
-        scores = _dot("BTKGH,BKSH->BKGTS", q, k)
+        # Queries [B, K, G, T, H] (query head n -> kv head n // G), so the score dot's output is
+        # already [B, K, G, T, S]: with [B, T, K, G, H] XLA:CPU transposed every layer's scores.
+        q = q.reshape(b, t, self.num_kv_heads, n // self.num_kv_heads, h).transpose(0, 2, 3, 1, 4)
+        scores = _dot("BKGTH,BKSH->BKGTS", q, k)
         if new is not None:
-            scores = jnp.concatenate([scores, _dot("BTKGH,BKSH->BKGTS", q, new[0])], -1)
+            scores = jnp.concatenate([scores, _dot("BKGTH,BKSH->BKGTS", q, new[0])], -1)
             mask = jnp.concatenate([mask, jnp.ones(mask.shape[:2] + (t,), bool)], -1)
         # The scale multiplies in fp32 and rounds once to the activation dtype, as torch does
         # with a Python float (168**-0.5 for the 27b is not a bf16 number).
@@ -72,12 +74,12 @@ class Attention(nnx.Module):
         scores = jnp.where(mask[:, None, None], scores, jnp.finfo(jnp.float32).min)
         probs = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
         if new is None:
-            out = _dot("BKGTS,BKHS->BTKGH", probs, v)
+            out = _dot("BKGTS,BKHS->BKGTH", probs, v)
         else:
             slots = k.shape[2]
-            out = (_dot("BKGTS,BKHS->BTKGH", probs[..., :slots], v)
-                   + _dot("BKGTS,BKHS->BTKGH", probs[..., slots:], new[1]))
-        return self.o_proj(out.reshape(b, t, n, h))
+            out = (_dot("BKGTS,BKHS->BKGTH", probs[..., :slots], v)
+                   + _dot("BKGTS,BKHS->BKGTH", probs[..., slots:], new[1]))
+        return self.o_proj(out.transpose(0, 3, 1, 2, 4).reshape(b, t, n, h))
 
 
 def _dot(equation: str, a: Array, b: Array) -> Array:
