@@ -42,64 +42,55 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(_child(args)))
         return 0
-    runs = []
-    for model, directory, sides in _subjects(args):
+    runs, texts = [], {}
+    left_out = llamacpp.missing_reason() if args.gguf else None
+    if left_out:
+        _say(left_out)
+    for model, directory, text, sides in _subjects(args, with_llamacpp=left_out is None):
+        texts[model] = text
         for side, dtypes in sides:
             for dtype in dtypes.split(","):
                 _say(f"{model}: {side} {dtype}")
                 runs.append({"model": model, "side": side, "dtype": dtype,
                              **_run_child(side, directory, dtype, args)})
     machine = limits.machine_limits(runs)
-    texts = _texts(args)
     report: dict[str, Any] = {"machine": _machine(), "settings": vars(args), "runs": runs,
                               "limits": machine,
                               "ratios": ratios(runs, machine, args.new_tokens, texts)}
+    if left_out:
+        report["left_out"] = left_out
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(machine_line(report["machine"]))
     print(limits_line(machine))
     print(table(report["ratios"]))
+    if left_out:
+        print(left_out)
     _say(f"wrote {args.out}")
     return 0
 
 
-def _subjects(args):
-    """(model id, checkpoint, [(side, dtypes)]) to measure: the synthetic checkpoints of
-    --models, then the --gguf file (its name is its model id) with llama.cpp beside it."""
+def _subjects(args, with_llamacpp: bool):
+    """(model id, checkpoint, text config, [(side, dtypes)]) to measure: the synthetic
+    checkpoints of --models, then the --gguf file (its name is its model id), with llama.cpp
+    beside it where it can run."""
     sides = [("jax", args.jax_dtypes), ("torch", args.torch_dtypes)]
-    for spec in registry.select(_models(args)) if _models(args) else []:
-        yield spec.id, synthetic.ensure_checkpoint(spec, args.seed, args.cache, progress=_say), sides
-    if args.gguf:
-        path = Path(args.gguf)
-        missing = llamacpp.missing_reason()
-        if missing:
-            _say(missing)
-        peer = [] if missing else [(llamacpp.SIDE, llamacpp.file_type(path))]
-        yield path.name, path, sides + peer
-
-
-def _models(args) -> str:
-    """--models, which defaults to the synthetic pair unless only a --gguf file was asked for."""
-    if args.models is not None:
-        return args.models
-    return "" if args.gguf else DEFAULT_MODELS
-
-
-def _texts(args) -> dict:
-    """Each model's text config, for the limit fractions."""
-    texts = {spec.id: spec.config().text for spec in registry.select(_models(args))
-             } if _models(args) else {}
+    models = args.models if args.models is not None else "" if args.gguf else DEFAULT_MODELS
+    for spec in registry.select(models) if models else []:
+        directory = synthetic.ensure_checkpoint(spec, args.seed, args.cache, progress=_say)
+        yield spec.id, directory, spec.config().text, sides
     if args.gguf:
         from gemma3.ckpt.gguf.config import read_config
 
-        texts[Path(args.gguf).name] = read_config(args.gguf).text
-    return texts
+        path = Path(args.gguf)
+        peer = [(llamacpp.SIDE, llamacpp.file_type(path))] if with_llamacpp else []
+        yield path.name, path, read_config(path).text, sides + peer
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__.split("\n")[0])
     p.add_argument("--models", default=None,
                    help=f"comma-separated model ids (default {DEFAULT_MODELS}; none with --gguf)")
-    p.add_argument("--gguf", help="also measure this GGUF file: JAX and transformers on it "
+    p.add_argument("--gguf", help="measure this GGUF file too: JAX and transformers on it "
                                   "dequantized, llama.cpp on it as stored (when llama_cpp is "
                                   "importable)")
     p.add_argument("--jax-dtypes", default="float32,bfloat16",
