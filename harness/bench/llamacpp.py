@@ -17,7 +17,7 @@ import numpy as np
 
 # Tested version, and how long it took to build from source here (no binary wheel on PyPI).
 VERSION = "0.3.36"
-BUILD_NOTE = ("2-core AMD EPYC (Zen 2, AVX2): 8 min 55 s; 2-core Xeon with AMX: about 6 min")
+BUILD_NOTE = "2-core AMD EPYC (Zen 2, AVX2): 8 min 55 s; 2-core Xeon with AMX: about 6 min"
 INSTALL = f"CMAKE_ARGS=-DGGML_NATIVE=ON pip install llama-cpp-python=={VERSION}"
 KV_DTYPE = "float16"  # llama.cpp's default K and V cache type
 SIDE = "llamacpp"

@@ -5,9 +5,10 @@ kind of operation, from XLA:CPU's own trace of each compiled operation.
     python -m harness.bench.profile --checkpoint DIR_OR_GGUF --dtype bfloat16 --decode 32
 
 Each operation of the compiled programs (a fusion, a dot, a copy) is put in one kind from the
-optimized HLO: weight products (dots against a weight, GEMMs in a prompt pass), the output head
-(the dot whose output is the vocabulary), attention products (dots with batch dimensions:
-QK^T and PV), reductions (norms, softmax), layout copies (copies and transposes), and the rest
+optimized HLO: weight products (dots that read a weight: an argument of the program, or in the
+decode loop what the loop carries unchanged, or a view of either), the output head (such a
+dot whose output is the vocabulary), attention products (the other dots: QK^T and PV, which
+read activations and the KV cache), reductions (norms, softmax), layout copies (copies and transposes), and the rest
 (elementwise). Times are summed over XLA's threads, so the total can exceed the wall time by up
 to the thread count. A decode step is (generate(1 + N) - generate(1)) / N, with the same prompt.
 """
@@ -122,8 +123,9 @@ def _kind(lines: list[str], rest: str, vocab: int, weight: bool) -> str:
 
 
 def _op(text: str) -> str | None:
-    """The opcode of an instruction line (or of an instruction's right-hand side)."""
-    match = _OP.search(" " + text.split("=", 1)[-1] if "=" in text.split("(")[0] else " " + text)
+    """The opcode of an instruction line or of its right-hand side ('f32[2]{0} add(%a, %b)')."""
+    line = _INSTRUCTION.match(text)
+    match = _OP.search(" " + (line.group(2) if line else text))
     return match.group(1) if match else None
 
 
