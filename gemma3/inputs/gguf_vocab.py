@@ -32,6 +32,7 @@ import tokenizers
 from tokenizers import AddedToken, Tokenizer, decoders, normalizers, pre_tokenizers
 from tokenizers.models import BPE
 
+from gemma3.ckpt.gguf.extent import StringArray
 from gemma3.ckpt.gguf.file import GGUFError
 
 SPIECE_SPACE = "\u2581"
@@ -73,7 +74,7 @@ def check_supported(meta: dict[str, Any], source: str) -> None:
 
 
 def build_backend(meta: dict[str, Any]) -> Tokenizer:
-    stored = meta["tokenizer.ggml.tokens"]
+    stored = list(meta["tokenizer.ggml.tokens"])  # decoded once (a StringArray decodes on read)
     tokens = [SPIECE_SPACE * len(t) if " " in t and not t.strip() else t for t in stored]
     vocab = {token: index for index, token in enumerate(tokens)}
     merges = _merges(vocab, {token: -index for index, token in enumerate(tokens)})
@@ -123,7 +124,9 @@ def _cache_path(meta: dict[str, Any]) -> Path | None:
     for key in _BUILD_KEYS:
         field = meta.get(key)
         digest.update(f"\0{key}\0".encode())
-        if isinstance(field, list) and field and isinstance(field[0], str):
+        if isinstance(field, StringArray):  # the file's own bytes: the same strings, exactly
+            digest.update(field.raw)
+        elif isinstance(field, list) and field and isinstance(field[0], str):
             digest.update("\0".join(field).encode("utf-8", "surrogatepass"))
         else:
             digest.update(repr(field).encode())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -32,7 +31,6 @@ TOKENIZER_FILE = "tokenizer.json"
 # Every Gemma 3 tokenizer has these at these ids.
 REQUIRED_IDS = {PAD: PAD_ID, EOS: EOS_ID, BOS: BOS_ID, START_OF_TURN: START_OF_TURN_ID,
                 END_OF_TURN: END_OF_TURN_ID}
-BYTE_TOKEN = re.compile(r"<0x[0-9A-Fa-f]{2}>")  # SentencePiece byte-fallback pieces
 
 
 class TokenizerError(InputError):
@@ -57,8 +55,7 @@ class Tokenizer:
         self.start_of_turn_id, self.end_of_turn_id = START_OF_TURN_ID, END_OF_TURN_ID
         self.boi_id, self.eoi_id, self.image_token_id = (backend.token_to_id(t)
                                                          for t in (BOI, EOI, IMAGE))
-        self._byte_ids = frozenset(i for t, i in backend.get_vocab().items()
-                                   if BYTE_TOKEN.fullmatch(t))
+        self._byte_ids = _byte_token_ids(backend)
         self.special_ids = frozenset(i for i, t in backend.get_added_tokens_decoder().items()
                                      if t.special)
 
@@ -116,6 +113,15 @@ class Tokenizer:
     def stream(self, skip_special_tokens: bool = True) -> StreamDecoder:
         """An incremental decoder for tokens that arrive one at a time."""
         return StreamDecoder(self, skip_special_tokens)
+
+
+def _byte_token_ids(backend: _Backend) -> frozenset[int]:
+    """The ids of SentencePiece's byte-fallback pieces, <0x00> to <0xFF>, looked up by every
+    spelling of the two hex digits (either case: 484 lookups) instead of by listing the
+    262,144-entry vocabulary, which took 0.2 s."""
+    digits = [sorted({c.upper(), c.lower()}) for c in "0123456789abcdef"]
+    spellings = [f"<0x{high}{low}>" for a in digits for b in digits for high in a for low in b]
+    return frozenset(i for i in map(backend.token_to_id, spellings) if i is not None)
 
 
 def _check_ids(backend: _Backend, expected: dict[str, int], source: str) -> None:

@@ -171,3 +171,30 @@ def test_the_real_270m_reads_as_the_package_reads_it():
     from tests.support import real_270m_gguf
 
     assert_reads_as_the_package_does(real_270m_gguf())
+
+
+def test_string_arrays_decode_as_read_and_name_a_bad_entry(tmp_path):
+    """A metadata array of strings reads as the list the package gives (entries, slices and
+    negative indices); an entry that is not UTF-8 is an error naming the file, the key and the
+    entry, raised when that entry is read."""
+    from gemma3.ckpt.gguf.extent import BadString, StringArray
+
+    tokens = ["<pad>", "café", "", "▁the", "x" * 300]
+    path = tmp_path / "strings.gguf"
+    writer = gguf.GGUFWriter(path, "gemma3")
+    writer.add_token_list(tokens)
+    add_tensor(writer, "vector", np.ones(32, np.float32), Q.F32)
+    finish(writer)
+    read = reader.open_gguf(path).metadata["tokenizer.ggml.tokens"]
+    assert isinstance(read, StringArray) and read == tokens and len(read) == 5
+    assert (read[1], read[-1], read[1:3]) == ("café", "x" * 300, ["café", ""])
+    with pytest.raises(IndexError):
+        read[5]
+
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(path.read_bytes().replace("café".encode(), b"caf\xff\xfe"))
+    read = reader.open_gguf(bad).metadata["tokenizer.ggml.tokens"]
+    assert read[0] == "<pad>"
+    with pytest.raises(BadString, match=r"bad\.gguf, the metadata \(entry \d+ of \d+, "
+                                         r"'tokenizer\.ggml\.tokens'\): entry 1 is not UTF-8"):
+        read[1]

@@ -160,3 +160,25 @@ def test_unreachable_hub_id(monkeypatch, tmp_path):
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(CheckpointError, match="(?s)could not fetch 'google/gemma-3-1b-it'.*HF_TOKEN"):
         gemma3.from_pretrained("google/gemma-3-1b-it")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_abstract_model_has_the_parameters_nnx_rngs_gives(dtype):
+    """The loader's abstract model (weights drawn from one fixed key, no nnx.Rngs counter)
+    has the same parameters, shapes and dtypes as the model built with nnx.Rngs, vision tower
+    and projector included."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from gemma3.ckpt.loading import abstract_params
+    from gemma3.config import Gemma3Config
+    from gemma3.nn.model import Gemma3
+
+    config = Gemma3Config.from_hf_config({"model_type": "gemma3", "text_config": TEXT_CONFIG,
+                                          "vision_config": VISION, "mm_tokens_per_image": 1})
+    _, _, ours = abstract_params(config, jnp.dtype(dtype))
+    reference = nnx.eval_shape(lambda: Gemma3(config, dtype=jnp.dtype(dtype), rngs=nnx.Rngs(0)))
+    expected = dict(nnx.to_flat_state(nnx.split(reference)[1]))
+    assert any("vision_tower" in "/".join(map(str, k)) for k in expected)
+    assert {k: (v.shape, v.dtype) for k, v in ours.items()} == {
+        k: (v.shape, v.dtype) for k, v in expected.items()}

@@ -123,3 +123,14 @@ def test_stream_of_random_tokens_matches_decode(tok):
         ids = rng.choice(pool, 12)
         for skip in (True, False):
             assert "".join(_stream(tok, ids, skip)) == tok.decode(ids, skip), ids.tolist()
+
+
+def test_byte_tokens_are_exactly_the_byte_fallback_pieces(tok):
+    """Looked up by spelling, they are the pieces a scan of the whole vocabulary finds (the
+    small vocabulary has room for 192 of the 256)."""
+    import re
+
+    scanned = {i for t, i in tok.backend.get_vocab().items()
+               if re.fullmatch(r"<0x[0-9A-Fa-f]{2}>", t)}
+    assert len(scanned) == 192
+    assert {i for i in range(tok.vocab_size) if tok.is_byte_token(i)} == scanned
