@@ -8,8 +8,8 @@ Each operation of the compiled programs (a fusion, a dot, a copy) is put in one 
 optimized HLO: weight products (dots that read a weight: an argument of the program, or in the
 decode loop what the loop carries unchanged, or a view of either), the output head (such a
 dot whose output is the vocabulary), attention products (the other dots: QK^T and PV, which
-read activations and the KV cache), reductions (norms, softmax), layout copies (copies and transposes), and the rest
-(elementwise). Times are summed over XLA's threads, so the total can exceed the wall time by up
+read activations and the KV cache), reductions (norms, softmax), layout copies (copies and
+transposes), and the rest (elementwise). Times are summed over XLA's threads, so the total can exceed the wall time by up
 to the thread count. A decode step is (generate(1 + N) - generate(1)) / N, with the same prompt.
 """
 

@@ -11,7 +11,8 @@ Layout (GGUF v2 and v3, little-endian; other files are left to the `gguf` packag
 magic `GGUF`, version u32, tensor count u64, metadata count u64; each metadata entry a key
 string, a value type u32 and the value (strings are a u64 length and bytes; arrays an element
 type u32, a count u64 and the elements); each tensor a name string, n_dims u32, the dims u64
-each, its GGML type u32 and its data offset u64 from the data section, which starts at the next multiple of `general.alignment` (default 32).
+each, its GGML type u32 and its data offset u64 from the data section, which starts at the
+next multiple of `general.alignment` (default 32).
 """
 
 from __future__ import annotations
@@ -132,8 +133,9 @@ class _Cursor:
 
     def strings(self, count: int) -> StringArray:
         """count strings, stepped over by their lengths alone (no bytes objects, no decoding)."""
-        first, starts, length = self.at, [0] * count, struct.Struct(self.order + "Q").unpack_from
-        at, end = self.at, len(self.buffer)
+        length = struct.Struct(self.order + "Q").unpack_from
+        first = at = self.at
+        starts, end = [0] * count, len(self.buffer)
         for i in range(count):
             if at + 8 > end:
                 raise _Cut(self.where)

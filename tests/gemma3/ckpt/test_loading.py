@@ -177,7 +177,8 @@ def test_abstract_model_has_the_parameters_nnx_rngs_gives(dtype):
     config = Gemma3Config.from_hf_config({"model_type": "gemma3", "text_config": TEXT_CONFIG,
                                           "vision_config": VISION, "mm_tokens_per_image": 1})
     _, _, ours = abstract_params(config, jnp.dtype(dtype))
-    reference = nnx.eval_shape(lambda: Gemma3(config, dtype=jnp.dtype(dtype), rngs=nnx.Rngs(0)))
+    reference = nnx.eval_shape(lambda: Gemma3(config, dtype=jnp.dtype(dtype),
+                                              rngs=nnx.Rngs(0)))
     expected = dict(nnx.to_flat_state(nnx.split(reference)[1]))
     assert any("vision_tower" in "/".join(map(str, k)) for k in expected)
     assert {k: (v.shape, v.dtype) for k, v in ours.items()} == {
