@@ -111,8 +111,10 @@ def load_gguf(path: str | Path, dtype, *, config: Gemma3Config | None = None, me
         for key, (record, transform) in matched.items():
             check = None if allow_nonfinite else f"tensor {record.name} in {path.name}"
             release, shape = releaser(file, record), params[key].shape
-            # A large tensor stored as it is used (the embedding: 63% of the 270m) streams into
-            # its device buffer, so it never exists twice; others are dequantized on the host.
+            # Off CPU, a large tensor stored as it is used (the embedding: 63% of the 270m)
+            # streams into its device buffer, so it never exists twice in host memory; others
+            # (and every tensor on CPU, whose device buffer is the host array) are dequantized
+            # on the host.
             if placer.streams(key, shape) and tuple(shape) == record.shape:
                 value = placer.from_rows(shape, row_chunks(record, target, release, check))
             else:

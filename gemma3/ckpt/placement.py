@@ -4,9 +4,10 @@ one tensor (or one chunk of the file) at a time besides the model.
 - a view of a memory-mapped file: copied out chunk by chunk into an aligned host array that
   XLA:CPU adopts without another copy (`device_put(may_alias=True)`), or, with a sharding, one
   device slice at a time (put_sharded);
-- a host array the reader made (a dequantized GGUF tensor): moved as it is, or sliced;
-- rows streamed by the reader (a large GGUF tensor stored as it is used): written into the
-  device buffer chunk by chunk, so the tensor never exists twice.
+- a host array the reader made (a dequantized GGUF tensor): adopted as it is on CPU, moved, or
+  sliced;
+- rows streamed by the reader (a large GGUF tensor stored as it is used, off CPU): written into
+  the device buffer chunk by chunk, so the tensor never exists twice in host memory.
 """
 
 from __future__ import annotations
@@ -45,15 +46,18 @@ class Placer:
         return put_sharded(view, self.dtype, sharding, release, finite_check)
 
     def from_host(self, key, host: np.ndarray) -> jax.Array:
-        """A host array of the load dtype, owned by the caller, on its device(s)."""
+        """A host array of the load dtype, handed over by the caller (who never writes to it
+        again), on its device(s)."""
         sharding = self.shardings.get(key)
         if sharding is None:
-            return jax.device_put(host)  # (jnp.asarray would copy a float32 array twice)
+            # An aligned array becomes the CPU device buffer itself; elsewhere it is copied.
+            return jax.device_put(host, may_alias=True)
         return put_sharded(host, self.dtype, sharding)
 
     def streams(self, key, shape) -> bool:
-        """Whether the parameter is large and unsharded: then from_rows places it."""
-        return (key not in self.shardings
+        """Whether the parameter is large and unsharded on an accelerator: then from_rows
+        places it. On CPU the host array is the device buffer, so nothing is streamed."""
+        return (key not in self.shardings and not host_is_device_memory()
                 and int(np.prod(shape)) * self.dtype.itemsize > STREAMED_TENSOR_BYTES)
 
     def from_rows(self, shape, rows: Iterable[tuple[int, np.ndarray]]) -> jax.Array:
@@ -62,6 +66,11 @@ class Placer:
         for start, chunk in rows:
             buffer = _write_rows(buffer, jax.device_put(chunk), start)
         return buffer
+
+
+def host_is_device_memory() -> bool:
+    """Whether device arrays live in host memory (XLA:CPU), so a host array can be adopted."""
+    return jax.default_backend() == "cpu"
 
 
 @functools.partial(jax.jit, donate_argnums=0)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from gguf import GGMLQuantizationType as Q
 
+from gemma3.ckpt.errors import NonFiniteError
 from gemma3.ckpt.gguf import file as reader
 from tests.support.gguf_fixtures import add_tensor, finish
 
@@ -22,13 +23,16 @@ ROUND_TRIP = {Q.F32: 0.0, Q.F16: 3e-4, Q.BF16: 2.5e-3, Q.Q8_0: 8e-3, Q.Q5_1: 6e-
 # (byte offsets in each block) set to small values so the values are finite.
 K_QUANT_SCALES = {Q.Q2_K: (80, 82), Q.Q3_K: (108,), Q.Q4_K: (0, 2), Q.Q5_K: (0, 2),
                   Q.Q6_K: (208,)}
+# The types we dequantize with our own kernels, not the package's: their scale is at byte 0.
+OWN_KERNEL_SCALES = {Q.Q8_0: (0,), Q.Q5_0: (0,)}
+SCALE_OFFSETS = {**K_QUANT_SCALES, **OWN_KERNEL_SCALES}
 
 
 def random_blocks(qtype: Q, rows: int, seed: int) -> np.ndarray:
     block, size = gguf.GGML_QUANT_SIZES[qtype]
     rng = np.random.default_rng(seed)
     data = rng.integers(0, 256, (rows, COLS // block, size), dtype=np.uint8)
-    for offset in K_QUANT_SCALES[qtype]:
+    for offset in SCALE_OFFSETS[qtype]:
         scale = rng.uniform(0.001, 0.01, (rows, COLS // block)).astype(np.float16)
         data[..., offset:offset + 2] = scale.view(np.uint8).reshape(rows, -1, 2)
     return data.reshape(rows, -1)
@@ -78,6 +82,39 @@ def test_k_quants_read_as_the_package_dequantizes(written, qtype, monkeypatch):
     expected = gguf.quants.dequantize(raw[qtype.name], qtype)
     assert out.shape == (ROWS, COLS) and np.isfinite(out).all()
     np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("qtype", list(OWN_KERNEL_SCALES), ids=lambda q: q.name)
+def test_own_kernels_match_the_package_on_every_bit_pattern(tmp_path, qtype, monkeypatch):
+    """Random blocks (all 256 values of every byte, unlike a quantizer's output) read through
+    our kernel, chunk by chunk on the thread pool, are the package's values bit for bit."""
+    raw = random_blocks(qtype, ROWS, seed=11)
+    writer = gguf.GGUFWriter(tmp_path / "raw.gguf", "gemma3")
+    writer.add_tensor("raw", raw, raw_dtype=qtype)
+    finish(writer)
+    monkeypatch.setattr(reader, "DEQUANT_CHUNK_BYTES", 7 * COLS * 4)
+    out = reader.dequantize(records(tmp_path / "raw.gguf")["raw"], np.float32)
+    np.testing.assert_array_equal(out, gguf.quants.dequantize(raw, qtype))
+
+
+def test_dequantized_tensor_is_64_byte_aligned(written):
+    """So XLA:CPU adopts it as the device buffer (device_put(may_alias=True)) without a copy."""
+    path, _, _ = written
+    for name in ("Q8_0", "Q4_K", "vector"):
+        assert reader.dequantize(records(path)[name], ml_dtypes.bfloat16).ctypes.data % 64 == 0
+
+
+def test_the_first_nonfinite_chunk_is_the_one_named(tmp_path, monkeypatch):
+    """Chunks are dequantized in parallel, but the error names the first bad value."""
+    values = np.ones((ROWS, COLS), np.float32)
+    values[30, 5] = np.inf
+    values[9, 2] = np.nan
+    writer = gguf.GGUFWriter(tmp_path / "bad.gguf", "gemma3")
+    add_tensor(writer, "bad", values, Q.F32)
+    finish(writer)
+    monkeypatch.setattr(reader, "DEQUANT_CHUNK_BYTES", 7 * COLS * 4)
+    with pytest.raises(NonFiniteError, match=r"^tensor bad holds .*nan at index \[9, 2\]"):
+        reader.dequantize(records(tmp_path / "bad.gguf")["bad"], np.float32, finite_check="tensor bad")
 
 
 def test_bfloat16_target_is_the_float32_values_rounded(written):
