@@ -11,6 +11,7 @@ memory stays near one copy of the model in the target dtype. No reader imports t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -23,7 +24,7 @@ from flax import nnx
 from gemma3.ckpt import weights
 from gemma3.ckpt.errors import CheckpointError
 from gemma3.ckpt.gguf.config import read_config
-from gemma3.ckpt.gguf.file import dequantize, find_gguf, open_gguf, releaser, row_chunks
+from gemma3.ckpt.gguf.file import dequantized, find_gguf, open_gguf, releaser, row_chunks
 from gemma3.ckpt.gguf.file import plan as plan_gguf
 from gemma3.ckpt.hub import resolve_checkpoint
 from gemma3.ckpt.placement import Placer
@@ -106,20 +107,26 @@ def load_gguf(path: str | Path, dtype, *, config: Gemma3Config | None = None, me
     matched = plan_gguf(path, params)
     placer = Placer(target, _shardings(model, mesh))
     file = open_gguf(path)
+    checks = {key: None if allow_nonfinite else f"tensor {record.name} in {path.name}"
+              for key, (record, _) in matched.items()}
+    # Off CPU, a large tensor stored as it is used (the embedding: 63% of the 270m) streams into
+    # its device buffer, so it never exists twice in host memory; the others (every tensor on
+    # CPU, whose device buffer is the host array) are dequantized on the host, ahead of their
+    # turn.
+    streamed = {key for key, (record, _) in matched.items()
+                if placer.streams(key, params[key].shape) and tuple(params[key].shape) == record.shape}
+    hosts = dequantized(((record, releaser(file, record), checks[key])
+                         for key, (record, _) in matched.items() if key not in streamed), target)
     total = sum(4 * int(np.prod(r.shape)) for r, _ in matched.values())
-    with Progress(f"loading {path.name}", len(matched), total, enabled=progress) as bar:
+    with (Progress(f"loading {path.name}", len(matched), total, enabled=progress) as bar,
+          contextlib.closing(hosts)):
         for key, (record, transform) in matched.items():
-            check = None if allow_nonfinite else f"tensor {record.name} in {path.name}"
-            release, shape = releaser(file, record), params[key].shape
-            # Off CPU, a large tensor stored as it is used (the embedding: 63% of the 270m)
-            # streams into its device buffer, so it never exists twice in host memory; others
-            # (and every tensor on CPU, whose device buffer is the host array) are dequantized
-            # on the host.
-            if placer.streams(key, shape) and tuple(shape) == record.shape:
-                value = placer.from_rows(shape, row_chunks(record, target, release, check))
+            shape = params[key].shape
+            if key in streamed:
+                rows = row_chunks(record, target, releaser(file, record), checks[key])
+                value = placer.from_rows(shape, rows)
             else:
-                host = transform.apply(dequantize(record, target, release, check), shape)
-                value = placer.from_host(key, host)
+                value = placer.from_host(key, transform.apply(next(hosts), shape))
             params[key].set_value(value)
             bar.advance(4 * int(np.prod(record.shape)))
     return nnx.merge(graphdef, nnx.from_flat_state(params))

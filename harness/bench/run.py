@@ -7,7 +7,7 @@ measures prefill tokens/s (batch 1, prompts of 128 and 1024 tokens), decode toke
 and 8), a whole generate call (an 8-token prompt and 64 new tokens, batch 1: new tokens / the
 call's seconds, the prompt and first token included), JAX compile time apart from run time,
 load time and peak RSS, then prints a table of JAX/transformers (and JAX/llama.cpp) ratios,
-best dtype each side, and writes everything as JSON.
+best dtype each side, each side's load time beside it, and writes everything as JSON.
 
 Every side is timed through its library's own generate: prefill = generate(1 new token);
 decode rate = extra tokens / (generate(1 + N) - generate(1)), after a warm-up of each shape.
@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     print(machine_line(report["machine"]))
     print(limits_line(machine))
     print(table(report["ratios"]))
+    print(load_lines(runs))
     if left_out:
         print(left_out)
     _say(f"wrote {args.out}")
@@ -292,6 +293,25 @@ def table(rows: list[dict]) -> str:
         if fractions:
             cells += [_percent(r.get(f"{s}_of_limit")) for s in sides]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def load_lines(runs: list[dict]) -> str:
+    """Per model, each (side, dtype)'s load time (from_pretrained, or llama.cpp opening the
+    file, in a fresh process: the first call pays the page faults of fresh memory), and the
+    JAX / peer ratio of the fastest of each side."""
+    lines = []
+    for model in dict.fromkeys(r["model"] for r in runs):
+        mine = [r for r in runs if r["model"] == model and r.get("load_s") is not None]
+        if not mine:
+            continue
+        times = ", ".join(f"{SIDE_NAMES[r['side']]} {r['dtype']} {r['load_s']:.2f} s" for r in mine)
+        best = {side: min(r["load_s"] for r in mine if r["side"] == side)
+                for side in dict.fromkeys(r["side"] for r in mine)}
+        versus = [f"{SIDE_NAMES[p]} {best['jax'] / best[p]:.2f}x" for p in PEERS
+                  if "jax" in best and p in best]
+        lines.append(f"load, {model}: {times}" + (
+            f" (JAX's fastest / each peer's fastest: {', '.join(versus)})" if versus else ""))
     return "\n".join(lines)
 
 

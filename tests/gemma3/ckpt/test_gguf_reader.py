@@ -117,6 +117,37 @@ def test_the_first_nonfinite_chunk_is_the_one_named(tmp_path, monkeypatch):
         reader.dequantize(records(tmp_path / "bad.gguf")["bad"], np.float32, finite_check="tensor bad")
 
 
+def test_a_file_dequantized_ahead_comes_back_in_order(written, monkeypatch):
+    """The load's pipeline (later tensors dequantized while one is placed) gives each tensor as
+    dequantize alone does, in the order asked, and releases each once."""
+    path, _, _ = written
+    monkeypatch.setattr(reader, "DEQUANT_CHUNK_BYTES", 7 * COLS * 4)
+    monkeypatch.setattr(reader, "DEQUANT_AHEAD_BYTES", 3 * ROWS * COLS * 4)  # 3 tensors ahead
+    chosen = [records(path)[name] for name in ("Q4_K", "vector", "Q8_0", "Q5_0", "F16", "Q6_K")]
+    released: list[str] = []
+    jobs = [(r, lambda name=r.name: released.append(name), None) for r in chosen]
+    for record, out in zip(chosen, reader.dequantized(jobs, np.float32), strict=True):
+        np.testing.assert_array_equal(out, reader.dequantize(record, np.float32))
+    assert released == [r.name for r in chosen]
+
+
+def test_the_first_tensor_with_a_nonfinite_value_is_the_one_named(tmp_path, monkeypatch):
+    values = np.ones((ROWS, COLS), np.float32)
+    writer = gguf.GGUFWriter(tmp_path / "bad.gguf", "gemma3")
+    add_tensor(writer, "good", values, Q.F32)
+    for name, row in (("first_bad", 33), ("second_bad", 0)):
+        bad = values.copy()
+        bad[row, 1] = np.nan
+        add_tensor(writer, name, bad, Q.F32)
+    finish(writer)
+    monkeypatch.setattr(reader, "DEQUANT_CHUNK_BYTES", 7 * COLS * 4)
+    jobs = [(r, None, f"tensor {r.name}") for r in reader.tensors(tmp_path / "bad.gguf")]
+    arrays = reader.dequantized(jobs, np.float32)
+    np.testing.assert_array_equal(next(arrays), values)
+    with pytest.raises(NonFiniteError, match=r"^tensor first_bad holds .*at index \[33, 1\]"):
+        next(arrays)
+
+
 def test_bfloat16_target_is_the_float32_values_rounded(written):
     path, _, _ = written
     record = records(path)["Q4_K"]

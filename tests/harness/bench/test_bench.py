@@ -52,6 +52,18 @@ def test_llama_cpp_gets_its_own_ratio_and_columns_where_it_ran():
     assert lines[3].startswith("| gemma-3-270m | generate, 8-token prompt + 64 new | 12.0")
 
 
+def test_load_times_are_listed_with_jaxs_fastest_against_each_peers():
+    runs = [run | {"load_s": load} for run, load in
+            [(OURS_AND_TORCH[0], 1.5), (OURS_AND_TORCH[0] | {"dtype": "bfloat16"}, 1.2),
+             (OURS_AND_TORCH[1], 6.0), (LLAMA, 0.6)]]
+    runs.append(_run("jax", "float32", 1.0) | {"model": "other", "load_s": 2.0})
+    assert bench.load_lines(runs).splitlines() == [
+        ("load, gemma-3-270m: JAX float32 1.50 s, JAX bfloat16 1.20 s, transformers bfloat16 "
+        "6.00 s, llama.cpp Q4_K_M 0.60 s (JAX's fastest / each peer's fastest: transformers "
+        "0.20x, llama.cpp 2.00x)"),
+        "load, other: JAX float32 2.00 s"]
+
+
 def test_without_llama_cpp_the_table_has_no_such_column():
     lines = bench.table(bench.ratios(OURS_AND_TORCH)).splitlines()
     assert "llama.cpp" not in lines[0] and len(lines) == 4
