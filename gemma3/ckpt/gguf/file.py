@@ -14,7 +14,7 @@ import functools
 import mmap
 import os
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -186,7 +186,7 @@ def dequantize(record: GGUFTensor, dtype, release=None, finite_check=None) -> np
     return next(dequantized([(record, release, finite_check)], dtype))
 
 
-def dequantized(jobs: Iterable[tuple], dtype) -> Iterator[np.ndarray]:
+def dequantized(jobs: Iterable[tuple], dtype) -> Generator[np.ndarray, None, None]:
     """Each job's tensor (jobs: (record, release, finite_check), in load order) as dequantize
     returns it, one at a time and in order, while the row chunks of the tensors after it (up
     to DEQUANT_AHEAD_BYTES of them) are already being dequantized on all the cores this
