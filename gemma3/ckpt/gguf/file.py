@@ -1,8 +1,10 @@
 """The GGUF reader: metadata and tensor records from gemma3.ckpt.gguf.extent's one pass over
 the file (the `gguf` package's reader only for what that pass leaves to it: GGUF v1,
-big-endian files), and each tensor dequantized with the package's own per-type kernels (every
-type it supports), a chunk of rows at a time into float32, corrected (norm weights are stored
-as 1 + w) and cast to the target dtype, its file pages dropped after each chunk. Names map through
+big-endian files), and each tensor dequantized (our own kernels for Q8_0 and Q5_0, the
+package's per-type kernels for every other type it supports) a chunk of rows at a time into
+float32, corrected (norm weights are stored as 1 + w) and cast to the target dtype, the chunks
+of the whole file on one pool of threads, each tensor's file pages dropped once it is done
+(`dequantized`; `row_chunks` for a tensor streamed to an accelerator). Names map through
 gemma3.ckpt.gguf.names and are checked as a bijection by gemma3.ckpt.weights.match_tensors
 (`plan`); gemma3.ckpt.loading puts the tensors on the devices.
 """
