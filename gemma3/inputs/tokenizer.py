@@ -1,11 +1,13 @@
-"""The Gemma 3 tokenizer: tokenizer.json read with `tokenizers`, special ids checked, streaming."""
+"""The Gemma 3 tokenizer: a tokenizer.json read with `tokenizers`, or a GGUF's vocabulary
+(gemma3.inputs.gguf_vocab); special ids checked, streaming."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
 
-from tokenizers import Tokenizer as _Backend
+from tokenizers import Tokenizer as _Library
 
 from gemma3.config.errors import InputError
 from gemma3.config.special_tokens import (
@@ -37,14 +39,51 @@ class TokenizerError(InputError):
     """A tokenizer file that is missing or is not a Gemma 3 tokenizer."""
 
 
+class Backend(Protocol):
+    """What Tokenizer needs of the code that tokenizes: JsonBackend (a tokenizer.json) or
+    gemma3.inputs.gguf_vocab.SentencePieceBPE (a GGUF's vocabulary)."""
+
+    special_ids: frozenset[int]
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    def encode(self, text: str) -> list[int]: ...  # no special tokens added
+
+    def decode(self, ids: list[int], skip_special_tokens: bool) -> str: ...
+
+    def token_to_id(self, token: str) -> int | None: ...
+
+
+class JsonBackend:
+    """A tokenizer.json, run by the `tokenizers` library."""
+
+    def __init__(self, tokenizer: _Library):
+        self.tokenizer = tokenizer
+        self.vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
+        self.special_ids = frozenset(i for i, t in tokenizer.get_added_tokens_decoder().items()
+                                     if t.special)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def decode(self, ids: list[int], skip_special_tokens: bool) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
+
+    def token_to_id(self, token: str) -> int | None:
+        return self.tokenizer.token_to_id(token)
+
+
 class Tokenizer:
     """Text <-> Gemma 3 token ids. Load with `Tokenizer.from_directory(checkpoint_dir)`, or
     `Tokenizer.from_gguf(model.gguf)` for the vocabulary in a GGUF file's metadata."""
 
-    def __init__(self, backend: _Backend, *, source: str = "tokenizer",
+    def __init__(self, backend: Backend | _Library, *, source: str = "tokenizer",
                  image_ids: tuple[int, int, int] = (BOI_ID, EOI_ID, IMAGE_TOKEN_ID)):
-        """image_ids: the (<start_of_image>, <end_of_image>, <image_soft_token>) ids the model
-        expects (its config's); those tokens are checked when the file has them."""
+        """backend: a Backend, or a `tokenizers.Tokenizer` (run as a JsonBackend). image_ids:
+        the (<start_of_image>, <end_of_image>, <image_soft_token>) ids the model expects (its
+        config's); those tokens are checked when the file has them."""
+        backend = JsonBackend(backend) if isinstance(backend, _Library) else backend
         self.backend = backend
         self.source = source
         expected = dict(REQUIRED_IDS)
@@ -56,8 +95,7 @@ class Tokenizer:
         self.boi_id, self.eoi_id, self.image_token_id = (backend.token_to_id(t)
                                                          for t in (BOI, EOI, IMAGE))
         self._byte_ids = _byte_token_ids(backend)
-        self.special_ids = frozenset(i for i, t in backend.get_added_tokens_decoder().items()
-                                     if t.special)
+        self.special_ids = backend.special_ids
 
     @classmethod
     def from_directory(cls, directory: str | Path, config=None) -> Tokenizer:
@@ -71,7 +109,7 @@ class Tokenizer:
             raise TokenizerError(f"no {TOKENIZER_FILE} in {directory}: the checkpoint directory "
                                  f"needs the tokenizer.json of its hub repo.{extra}")
         try:
-            backend = _Backend.from_file(str(path))
+            backend = _Library.from_file(str(path))
         except Exception as e:  # noqa: BLE001 - tokenizers raises a bare Exception on bad files
             raise TokenizerError(f"{path} could not be read as a tokenizer.json: {e}") from None
         ids = (BOI_ID, EOI_ID, IMAGE_TOKEN_ID) if config is None else (
@@ -83,9 +121,9 @@ class Tokenizer:
         """The tokenizer a GGUF file carries in its metadata, with the ids transformers' GGUF
         conversion gives (gemma3.inputs.gguf_vocab). config (a Gemma3Config) as above."""
         from gemma3.ckpt.gguf.file import read_metadata
-        from gemma3.inputs.gguf_vocab import backend_from_metadata
+        from gemma3.inputs.gguf_vocab import from_metadata
 
-        backend = backend_from_metadata(read_metadata(path), str(path))
+        backend = from_metadata(read_metadata(path), str(path))
         ids = (BOI_ID, EOI_ID, IMAGE_TOKEN_ID) if config is None else (
             config.boi_token_id, config.eoi_token_id, config.image_token_id)
         return cls(backend, source=str(path), image_ids=ids)
@@ -93,16 +131,16 @@ class Tokenizer:
     @property
     def vocab_size(self) -> int:
         """Number of ids, added tokens included (262145 for the released tokenizer)."""
-        return self.backend.get_vocab_size(with_added_tokens=True)
+        return self.backend.vocab_size
 
     def encode(self, text: str, add_bos: bool = True) -> list[int]:
         """Token ids of text, with one <bos> first when add_bos (never two: the file's own
         post-processor is not applied)."""
-        ids = self.backend.encode(text, add_special_tokens=False).ids
-        return [self.bos_id, *ids] if add_bos else list(ids)
+        ids = self.backend.encode(text)
+        return [self.bos_id, *ids] if add_bos else ids
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
-        return self.backend.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
+        return self.backend.decode([int(i) for i in ids], skip_special_tokens)
 
     def token_to_id(self, token: str) -> int | None:
         return self.backend.token_to_id(token)
@@ -115,7 +153,7 @@ class Tokenizer:
         return StreamDecoder(self, skip_special_tokens)
 
 
-def _byte_token_ids(backend: _Backend) -> frozenset[int]:
+def _byte_token_ids(backend: Backend) -> frozenset[int]:
     """The ids of SentencePiece's byte-fallback pieces, <0x00> to <0xFF>, looked up by every
     spelling of the two hex digits (either case: 484 lookups) instead of by listing the
     262,144-entry vocabulary, which took 0.2 s."""
@@ -124,7 +162,7 @@ def _byte_token_ids(backend: _Backend) -> frozenset[int]:
     return frozenset(i for i in map(backend.token_to_id, spellings) if i is not None)
 
 
-def _check_ids(backend: _Backend, expected: dict[str, int], source: str) -> None:
+def _check_ids(backend: Backend, expected: dict[str, int], source: str) -> None:
     problems = []
     for token, want in expected.items():
         got = backend.token_to_id(token)

@@ -130,7 +130,7 @@ def test_byte_tokens_are_exactly_the_byte_fallback_pieces(tok):
     small vocabulary has room for 192 of the 256)."""
     import re
 
-    scanned = {i for t, i in tok.backend.get_vocab().items()
+    scanned = {i for t, i in tok.backend.tokenizer.get_vocab().items()
                if re.fullmatch(r"<0x[0-9A-Fa-f]{2}>", t)}
     assert len(scanned) == 192
     assert {i for i in range(tok.vocab_size) if tok.is_byte_token(i)} == scanned
