@@ -22,6 +22,7 @@ from gemma3.generation.sampling import Greedy
 from gemma3.nn import checks
 from gemma3.nn.cache import KVCache
 from gemma3.nn.model import Gemma3
+from gemma3.runtime import program_store
 from gemma3.runtime.cpu_tuning import compiler_options
 
 PROMPT_BUCKET_MIN = 32
@@ -217,8 +218,7 @@ def _timed(fn, timings: Timings, name: str, graphdef, *args, **static):
     if compiled is None:
         # Per-program XLA options for this CPU (gemma3.runtime.cpu_tuning's table; {} elsewhere).
         options = compiler_options(name, getattr(weight_dtype(args), "name", None))
-        compiled = _COMPILED[key] = fn.lower(graphdef, *args, **static).compile(
-            compiler_options=options or None)
+        compiled = _COMPILED[key] = program_store.compiled(fn, graphdef, args, static, options)
     mid = time.perf_counter()
     result = jax.block_until_ready(compiled(*args))
     end = time.perf_counter()

@@ -1,6 +1,7 @@
 """JAX's persistent compilation cache, on by default for the CLI, the harness and the benchmark:
 a second process with the same model and shape bucket loads its compiled programs from disk
-instead of compiling them again.
+instead of compiling them again, and gemma3.runtime.program_store keeps our programs whole
+in programs/ of the same folder, so that process does not trace them either.
 
 The folder is $GEMMA3_COMPILE_CACHE if set ("off" disables the cache), else
 <user cache dir>/gemma3/jax-compile ($XDG_CACHE_HOME or ~/.cache).
@@ -15,6 +16,7 @@ import jax
 
 ENV = "GEMMA3_COMPILE_CACHE"
 OFF = ("off", "0", "none")
+_enabled: Path | None = None  # the folder enable() turned on in this process
 
 
 def cache_dir() -> Path | None:
@@ -40,4 +42,12 @@ def enable(directory: str | os.PathLike | None = None) -> Path | None:
     # minimum entry size; every program of ours is worth keeping.
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    global _enabled
+    _enabled = path
     return path
+
+
+def programs_dir() -> Path | None:
+    """Where gemma3.runtime.program_store keeps whole programs: programs/ of the folder
+    enable() turned on; None before (the store is on exactly when the cache is)."""
+    return None if _enabled is None else _enabled / "programs"

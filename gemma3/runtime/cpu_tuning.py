@@ -32,13 +32,20 @@ CHOICES: tuple[tuple[tuple[str, ...], dict], ...] = (
 @functools.cache
 def cpu_flags() -> frozenset[str]:
     """The host CPU's feature flags (Linux /proc/cpuinfo); empty where unreadable."""
+    return frozenset(cpuinfo("flags").split())
+
+
+@functools.cache
+def cpuinfo(field: str) -> str:
+    """The first CPU's `field` in /proc/cpuinfo ("flags", "model name"); "" where unreadable."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return frozenset(line.split(":", 1)[1].split())
+            name, _, value = line.partition(":")
+            if name.strip() == field:
+                return value.strip()
     except OSError:
         pass
-    return frozenset()
+    return ""
 
 
 def pad_single_row(dtype) -> bool:

@@ -1,0 +1,137 @@
+"""Our compiled programs kept whole on disk, found without tracing the model.
+
+JAX's persistent cache (gemma3.runtime.compile_cache) is keyed by the traced program, so a
+process that hits it still traces and lowers the model first: 0.6-1.0 s of the 270m's prompt
+pass on a 2-core EPYC, before the 0.3 s that loading the executable takes. Here the key is
+everything the trace follows from, hashed without tracing:
+- the program (its name) and the source of the gemma3 package, byte for byte;
+- the model's graph definition (its structure and config), the arguments' tree, shapes,
+  dtypes and shardings, the static arguments and the compiler options;
+- jax and jaxlib's versions, every jax config value but the caches' own settings, XLA_FLAGS,
+  the devices and the CPU (a CPU executable is built for the CPU's instruction set).
+A stored program whose argument tree is not the call's, or that does not load, is compiled
+again and replaced; writing one is never an error: the store only saves time. Only a program
+XLA has just compiled is stored: one that JAX's cache gave back serializes without its
+kernels on XLA:CPU (jaxlib 0.10.2: running it fails with "Function ..._fusion not found"), so
+after a JAX cache hit the store waits for the next real compile. It lives in programs/ of
+JAX's cache folder and is on exactly when that cache is (compile_cache.enable).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import pickle
+import tempfile
+import threading
+from pathlib import Path
+
+import jax
+import jaxlib
+import numpy as np
+from jax.experimental.serialize_executable import deserialize_and_load, serialize
+
+from gemma3.runtime import compile_cache, cpu_tuning
+
+FORMAT = b"gemma3 program store 1\n"
+JAX_CACHE_HIT = "/jax/compilation_cache/cache_hits"
+_hits = threading.local()  # JAX cache hits in this thread (compiling happens in the caller's)
+
+
+def _count_hit(event: str, **_) -> None:
+    if event == JAX_CACHE_HIT:
+        _hits.count = getattr(_hits, "count", 0) + 1
+
+
+jax.monitoring.register_event_listener(_count_hit)
+
+
+def compiled(fn, graphdef, args: tuple, static: dict, options: dict):
+    """fn (a jitted function, graphdef its static first argument) lowered and compiled for
+    args and static, with XLA compiler options; from the store when it holds it."""
+    folder = compile_cache.programs_dir()
+    if folder is None:
+        return _compile(fn, graphdef, args, static, options)
+    in_tree = jax.tree.structure((args, {}))
+    path = folder / f"{key(fn, graphdef, args, static, options)}.bin"
+    program = _load(path, in_tree)
+    if program is None:
+        hits = getattr(_hits, "count", 0)
+        program = _compile(fn, graphdef, args, static, options)
+        if getattr(_hits, "count", 0) == hits:  # compiled now, not read from JAX's cache
+            _store(path, program)
+    return program
+
+
+def key(fn, graphdef, args: tuple, static: dict, options: dict) -> str:
+    leaves, treedef = jax.tree.flatten(args)
+    parts = [
+        f"{fn.__module__}.{fn.__qualname__}", _source_digest(), repr(graphdef), str(treedef),
+        repr([(np.shape(x), str(getattr(x, "dtype", type(x))), str(getattr(x, "sharding", None)))
+              for x in leaves]),
+        repr(sorted(static.items())), repr(sorted(options.items())),
+        jax.__version__, jaxlib.__version__, _jax_config(),
+        os.environ.get("XLA_FLAGS", ""), repr(jax.devices()), _backend_version(),
+        repr(sorted(cpu_tuning.cpu_flags())), cpu_tuning.cpuinfo("model name"),
+    ]
+    digest = hashlib.sha256(FORMAT)
+    for part in parts:
+        digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
+    return digest.hexdigest()
+
+
+def _jax_config() -> str:
+    """Every jax config value but the caches' own settings (their folder, sizes, ...)."""
+    return repr(sorted((name, value) for name, value in jax.config.values.items()
+                       if "cache" not in name))
+
+
+def _compile(fn, graphdef, args, static, options):
+    return fn.lower(graphdef, *args, **static).compile(compiler_options=options or None)
+
+
+def _load(path: Path, in_tree):
+    """The stored program, or None when there is none; one that is damaged, written by other
+    code or takes other arguments is removed (the next real compile stores it anew)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    try:
+        if data.startswith(FORMAT):
+            serialized, stored_in_tree, out_tree = pickle.loads(data[len(FORMAT):])
+            if stored_in_tree == in_tree:
+                return deserialize_and_load(serialized, stored_in_tree, out_tree)
+    except Exception:  # noqa: BLE001, S110  # damage fails wherever the bytes stop making sense
+        pass
+    path.unlink(missing_ok=True)
+    return None
+
+
+def _store(path: Path, program) -> None:
+    """Written whole or not at all (a rename)."""
+    try:
+        data = FORMAT + pickle.dumps(serialize(program))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("wb", dir=path.parent, delete=False,
+                                         suffix=".part") as f:
+            f.write(data)
+        os.replace(f.name, path)
+    except Exception:  # noqa: BLE001, S110  # unserializable, or a full disk: not stored
+        pass
+
+
+@functools.cache
+def _source_digest() -> str:
+    root = Path(__file__).resolve().parents[1]  # the gemma3 package
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@functools.cache
+def _backend_version() -> str:
+    client = jax.devices()[0].client
+    return f"{client.platform} {client.platform_version}"
