@@ -164,7 +164,8 @@ def prefill(model, input_ids, attention_mask, *, cache_length: int, pixel_values
 def decode_step(model, tokens, positions, cache):
     """One compiled decode step, tokens and positions [B, 1]: (logits [B, V], cache)."""
     graphdef, state = nnx.split(model)
-    return _decode_step(graphdef, state, tokens, positions, cache)
+    args = (state, tokens, positions, cache)
+    return program_store.program(_decode_step, graphdef, args)(*args)
 
 
 @partial(jax.jit, static_argnums=0, donate_argnums=4)
@@ -203,22 +204,14 @@ def _check_options(model, sampler, seed, cache_length, on_token, timings) -> Non
                         f"{type(timings).__name__}")
 
 
-_COMPILED: dict = {}
-
-
 def _timed(fn, timings: Timings, name: str, graphdef, *args, **static):
-    """Runs fn's compiled program for these shapes, compiling it first if this is a new shape
-    bucket; compile and run times are recorded apart."""
-    leaves, treedef = jax.tree.flatten(args)
-    key = (fn, graphdef, treedef, tuple(sorted(static.items(), key=lambda kv: kv[0])),
-           tuple((np.shape(x), str(getattr(x, "dtype", type(x))), getattr(x, "sharding", None))
-                 for x in leaves))
+    """Runs fn's compiled program for these shapes (compiled, or loaded from the program
+    store, the first time in the process for a shape bucket); compile and run times are
+    recorded apart."""
     start = time.perf_counter()
-    compiled = _COMPILED.get(key)
-    if compiled is None:
-        # Per-program XLA options for this CPU (gemma3.runtime.cpu_tuning's table; {} elsewhere).
-        options = compiler_options(name, getattr(weight_dtype(args), "name", None))
-        compiled = _COMPILED[key] = program_store.compiled(fn, graphdef, args, static, options)
+    # Per-program XLA options for this CPU (gemma3.runtime.cpu_tuning's table; {} elsewhere).
+    options = compiler_options(name, getattr(weight_dtype(args), "name", None))
+    compiled = program_store.program(fn, graphdef, args, static, options)
     mid = time.perf_counter()
     result = jax.block_until_ready(compiled(*args))
     end = time.perf_counter()

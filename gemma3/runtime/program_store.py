@@ -1,20 +1,21 @@
-"""Our compiled programs kept whole on disk, found without tracing the model.
+"""Our compiled programs, compiled once per process and kept whole on disk, where the next
+process finds them without tracing the model.
 
-JAX's persistent cache (gemma3.runtime.compile_cache) is keyed by the traced program, so a
-process that hits it still traces and lowers the model first: 0.6-1.0 s of the 270m's prompt
-pass on a 2-core EPYC, before the 0.3 s that loading the executable takes. Here the key is
-everything the trace follows from, hashed without tracing:
+JAX's own persistent cache is keyed by the traced program, so a process that hits it still
+traces and lowers the model first: 0.6-1.0 s of the 270m's prompt pass on a 2-core EPYC,
+before the 0.3 s that loading the executable takes. Here the key is everything the trace
+follows from, hashed without tracing:
 - the program (its name) and the source of the gemma3 package, byte for byte;
 - the model's graph definition (its structure and config), the arguments' tree, shapes,
   dtypes and shardings, the static arguments and the compiler options;
 - jax and jaxlib's versions, every jax config value but the caches' own settings, XLA_FLAGS,
   the devices and the CPU (a CPU executable is built for the CPU's instruction set).
-A stored program whose argument tree is not the call's, or that does not load, is compiled
-again and replaced; writing one is never an error: the store only saves time. Only a program
-XLA has just compiled is stored: one that JAX's cache gave back serializes without its
-kernels on XLA:CPU (jaxlib 0.10.2: running it fails with "Function ..._fusion not found"), so
-after a JAX cache hit the store waits for the next real compile. It lives in programs/ of
-JAX's cache folder and is on exactly when that cache is (compile_cache.enable).
+A stored program whose argument tree is not the call's, or that does not load, is removed and
+compiled again; writing one is never an error: the store only saves time. Only a program XLA
+has just compiled is stored: one that JAX's persistent cache gave back serializes without its
+kernels on XLA:CPU (jaxlib 0.10.2: running it fails with "Function ..._fusion not found"), which
+is why gemma3.runtime.compile_cache leaves that cache off. The store is on once
+compile_cache.enable() has named its folder.
 """
 
 from __future__ import annotations
@@ -47,9 +48,31 @@ def _count_hit(event: str, **_) -> None:
 jax.monitoring.register_event_listener(_count_hit)
 
 
-def compiled(fn, graphdef, args: tuple, static: dict, options: dict):
-    """fn (a jitted function, graphdef its static first argument) lowered and compiled for
-    args and static, with XLA compiler options; from the store when it holds it."""
+_LOADED: dict = {}  # this process's programs, by function, graph and argument shapes
+
+
+def program(fn, graphdef, args: tuple, static: dict | None = None, options: dict | None = None):
+    """The compiled program of fn (a jitted function, graphdef its static first argument) for
+    args and the static keyword arguments, with XLA compiler options: once per process, from
+    the store when it holds it. Call it with *args."""
+    static, options = static or {}, options or {}
+    leaves, treedef = jax.tree.flatten(args)
+    local = (fn, graphdef, treedef, tuple(sorted(static.items())), tuple(sorted(options.items())),
+             tuple((np.shape(x), str(getattr(x, "dtype", type(x))), getattr(x, "sharding", None))
+                   for x in leaves))
+    found = _LOADED.get(local)
+    if found is None:
+        found = _LOADED[local] = _stored_or_compiled(fn, graphdef, args, static, options)
+    return found
+
+
+def loaded() -> list[tuple]:
+    """(function, graphdef, compiled program) of each program this process has (the bench's
+    profile reads their operations)."""
+    return [(local[0], local[1], found) for local, found in _LOADED.items()]
+
+
+def _stored_or_compiled(fn, graphdef, args: tuple, static: dict, options: dict):
     folder = compile_cache.programs_dir()
     if folder is None:
         return _compile(fn, graphdef, args, static, options)
