@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import heapq
 import re
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -57,14 +58,14 @@ class SentencePieceBPE:
         self.tokens = tokens
         self.ids = dict(zip(tokens, range(len(tokens))))
         if len(self.ids) != len(tokens):
-            seen: set[str] = set()
-            twice = next(t for t in tokens if t in seen or seen.add(t))  # type: ignore[func-returns-value]
+            twice = next(t for t, n in Counter(tokens).items() if n > 1)
             raise GGUFTokenizerError(f"{source}: the token {twice!r} is listed twice in "
                                      "tokenizer.ggml.tokens; each token needs one id")
         missing = [t for t in BYTE_TOKENS if t not in self.ids]
         if missing:
             raise GGUFTokenizerError(f"{source} lacks {len(missing)} of the 256 byte tokens "
                                      f"(first {missing[0]}); Gemma's vocabulary has them all")
+        special = list(special)
         self.special_ids = frozenset(special)
         self._whole = {tokens[i]: i for i in [*special, *added]}
         lengths: dict[str, set[int]] = {}
@@ -74,7 +75,6 @@ class SentencePieceBPE:
         self._starts = re.compile("[" + "".join(map(re.escape, self._lengths)) + "]"
                                   if self._lengths else "(?!)")  # (?!): never matches
         self._bytes = [self.ids[t] for t in BYTE_TOKENS]
-        self._byte_of = {self.ids[t]: b for b, t in enumerate(BYTE_TOKENS)}
 
     @property
     def vocab_size(self) -> int:

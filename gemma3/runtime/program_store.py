@@ -58,8 +58,7 @@ def program(fn, graphdef, args: tuple, static: dict | None = None, options: dict
     static, options = static or {}, options or {}
     leaves, treedef = jax.tree.flatten(args)
     local = (fn, graphdef, treedef, tuple(sorted(static.items())), tuple(sorted(options.items())),
-             tuple((np.shape(x), str(getattr(x, "dtype", type(x))), getattr(x, "sharding", None))
-                   for x in leaves))
+             _specs(leaves))
     found = _LOADED.get(local)
     if found is None:
         found = _LOADED[local] = _stored_or_compiled(fn, graphdef, args, static, options)
@@ -91,8 +90,7 @@ def key(fn, graphdef, args: tuple, static: dict, options: dict) -> str:
     leaves, treedef = jax.tree.flatten(args)
     parts = [
         f"{fn.__module__}.{fn.__qualname__}", _source_digest(), repr(graphdef), str(treedef),
-        repr([(np.shape(x), str(getattr(x, "dtype", type(x))), str(getattr(x, "sharding", None)))
-              for x in leaves]),
+        repr([(shape, dtype, str(sharding)) for shape, dtype, sharding in _specs(leaves)]),
         repr(sorted(static.items())), repr(sorted(options.items())),
         jax.__version__, jaxlib.__version__, _jax_config(),
         os.environ.get("XLA_FLAGS", ""), repr(jax.devices()), _backend_version(),
@@ -102,6 +100,12 @@ def key(fn, graphdef, args: tuple, static: dict, options: dict) -> str:
     for part in parts:
         digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
     return digest.hexdigest()
+
+
+def _specs(leaves) -> tuple:
+    """Each argument's (shape, dtype, sharding)."""
+    return tuple((np.shape(x), str(getattr(x, "dtype", type(x))), getattr(x, "sharding", None))
+                 for x in leaves)
 
 
 def _jax_config() -> str:
@@ -134,15 +138,18 @@ def _load(path: Path, in_tree):
 
 def _store(path: Path, program) -> None:
     """Written whole or not at all (a rename)."""
+    part = None
     try:
         data = FORMAT + pickle.dumps(serialize(program))
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("wb", dir=path.parent, delete=False,
                                          suffix=".part") as f:
+            part = Path(f.name)
             f.write(data)
-        os.replace(f.name, path)
-    except Exception:  # noqa: BLE001, S110  # unserializable, or a full disk: not stored
-        pass
+        os.replace(part, path)
+    except Exception:  # noqa: BLE001  # unserializable, or a full disk: not stored
+        if part is not None:
+            part.unlink(missing_ok=True)
 
 
 @functools.cache
