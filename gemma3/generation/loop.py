@@ -22,7 +22,6 @@ from gemma3.generation.sampling import Greedy
 from gemma3.nn import checks
 from gemma3.nn.cache import KVCache
 from gemma3.nn.model import Gemma3
-from gemma3.runtime import program_store
 from gemma3.runtime.cpu_tuning import compiler_options
 
 PROMPT_BUCKET_MIN = 32
@@ -164,8 +163,7 @@ def prefill(model, input_ids, attention_mask, *, cache_length: int, pixel_values
 def decode_step(model, tokens, positions, cache):
     """One compiled decode step, tokens and positions [B, 1]: (logits [B, V], cache)."""
     graphdef, state = nnx.split(model)
-    args = (state, tokens, positions, cache)
-    return program_store.program(_decode_step, graphdef, args)(*args)
+    return _decode_step(graphdef, state, tokens, positions, cache)
 
 
 @partial(jax.jit, static_argnums=0, donate_argnums=4)
@@ -204,14 +202,23 @@ def _check_options(model, sampler, seed, cache_length, on_token, timings) -> Non
                         f"{type(timings).__name__}")
 
 
+_COMPILED: dict = {}
+
+
 def _timed(fn, timings: Timings, name: str, graphdef, *args, **static):
-    """Runs fn's compiled program for these shapes (compiled, or loaded from the program
-    store, the first time in the process for a shape bucket); compile and run times are
-    recorded apart."""
+    """Runs fn's compiled program for these shapes, compiling it first if this is a new shape
+    bucket; compile and run times are recorded apart."""
+    leaves, treedef = jax.tree.flatten(args)
+    key = (fn, graphdef, treedef, tuple(sorted(static.items(), key=lambda kv: kv[0])),
+           tuple((np.shape(x), str(getattr(x, "dtype", type(x))), getattr(x, "sharding", None))
+                 for x in leaves))
     start = time.perf_counter()
-    # Per-program XLA options for this CPU (gemma3.runtime.cpu_tuning's table; {} elsewhere).
-    options = compiler_options(name, getattr(weight_dtype(args), "name", None))
-    compiled = program_store.program(fn, graphdef, args, static, options)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        # Per-program XLA options for this CPU (gemma3.runtime.cpu_tuning's table; {} elsewhere).
+        options = compiler_options(name, getattr(weight_dtype(args), "name", None))
+        compiled = _COMPILED[key] = fn.lower(graphdef, *args, **static).compile(
+            compiler_options=options or None)
     mid = time.perf_counter()
     result = jax.block_until_ready(compiled(*args))
     end = time.perf_counter()

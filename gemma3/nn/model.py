@@ -21,7 +21,6 @@ from gemma3.nn.cache import KVCache
 from gemma3.nn.layers import MLP, Embedder, RMSNorm
 from gemma3.nn.masks import causal_mask, image_block_ids, positions_from_mask
 from gemma3.nn.rope import rope_tables
-from gemma3.runtime import program_store
 
 Array = jax.Array
 
@@ -105,10 +104,8 @@ class Gemma3(nnx.Module):
         if positions is None:
             positions = positions_from_mask(jnp.asarray(attention_mask))
         graphdef, state = nnx.split(self)
-        args = (state, input_ids, jnp.asarray(attention_mask), positions, pixel_values,
-                token_type_ids)
-        return program_store.program(_forward, graphdef, args, {
-            "return_hidden_states": return_hidden_states})(*args)
+        return _forward(graphdef, state, input_ids, jnp.asarray(attention_mask), positions,
+                        pixel_values, token_type_ids, return_hidden_states)
 
     def _check_inputs(self, input_ids, attention_mask, positions, pixel_values, token_type_ids):
         """The forward's arguments checked before compiling (gemma3.nn.checks): ids in the

@@ -1,11 +1,9 @@
-"""Where compiled programs are kept between processes, on by default for the CLI, the harness
-and the benchmark: a second process with the same model and shape bucket loads its programs
-from gemma3.runtime.program_store instead of tracing and compiling them again.
+"""JAX's persistent compilation cache, on by default for the CLI, the harness and the benchmark:
+a second process with the same model and shape bucket loads its compiled programs from disk
+instead of compiling them again.
 
-The folder is $GEMMA3_COMPILE_CACHE if set ("off" disables it), else
-<user cache dir>/gemma3/programs ($XDG_CACHE_HOME or ~/.cache). JAX's own persistent cache
-stays off: a program it gives back cannot be stored whole (see program_store), and the store
-holds every program that takes long to compile.
+The folder is $GEMMA3_COMPILE_CACHE if set ("off" disables the cache), else
+<user cache dir>/gemma3/jax-compile ($XDG_CACHE_HOME or ~/.cache).
 """
 
 from __future__ import annotations
@@ -13,9 +11,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import jax
+
 ENV = "GEMMA3_COMPILE_CACHE"
 OFF = ("off", "0", "none")
-_enabled: Path | None = None  # the folder enable() turned on in this process
 
 
 def cache_dir() -> Path | None:
@@ -26,19 +25,19 @@ def cache_dir() -> Path | None:
     if value:
         return Path(value).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "gemma3" / "programs"
+    return Path(base) / "gemma3" / "jax-compile"
 
 
 def enable(directory: str | os.PathLike | None = None) -> Path | None:
-    """Turns the store on in this process (directory, else cache_dir()); returns the folder."""
-    global _enabled
+    """Turns the persistent cache on (directory, else cache_dir()); returns the folder used.
+    Call it before the first compilation of the process: JAX reads the setting once."""
     path = Path(directory) if directory is not None else cache_dir()
-    if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
-    _enabled = path
+    if path is None:
+        return None
+    path.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    # Defaults skip programs that compile in under 1 s and let the file system raise the
+    # minimum entry size; every program of ours is worth keeping.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
     return path
-
-
-def programs_dir() -> Path | None:
-    """The folder enable() turned on; None before, or when the cache is off."""
-    return _enabled

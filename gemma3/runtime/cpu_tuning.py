@@ -32,20 +32,13 @@ CHOICES: tuple[tuple[tuple[str, ...], dict], ...] = (
 @functools.cache
 def cpu_flags() -> frozenset[str]:
     """The host CPU's feature flags (Linux /proc/cpuinfo); empty where unreadable."""
-    return frozenset(cpuinfo("flags").split())
-
-
-@functools.cache
-def cpuinfo(field: str) -> str:
-    """The first CPU's `field` in /proc/cpuinfo ("flags", "model name"); "" where unreadable."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            name, _, value = line.partition(":")
-            if name.strip() == field:
-                return value.strip()
+            if line.startswith("flags"):
+                return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return ""
+    return frozenset()
 
 
 def pad_single_row(dtype) -> bool:

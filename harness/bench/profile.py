@@ -172,7 +172,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import gemma3
     from gemma3.generation import loop
-    from gemma3.runtime import program_store
 
     model = gemma3.from_pretrained(args.checkpoint, dtype=args.dtype, progress=False)
     rng = np.random.default_rng(0)
@@ -186,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         run()  # compiles
     vocab = model.config.text.vocab_size
     kinds: dict[str, str] = {}
-    for _, _, compiled in program_store.loaded():
+    for compiled in loop._COMPILED.values():
         kinds.update(operation_kinds(compiled.as_text(), vocab))
     walls = [_wall(run, args.repeats) for run in runs]
     seconds = [traced_seconds(run, kinds, args.repeats) for run in runs]

@@ -11,7 +11,6 @@ from gemma3.config import Gemma3Config
 from gemma3.generation import loop as gen
 from gemma3.generation.sampling import Greedy, Temperature, TopK, TopP
 from gemma3.nn.cache import cache_bytes
-from gemma3.runtime import program_store
 from tests.support.tiny import TEXT_CONFIG, random_ids, save_text_model
 
 VOCAB = TEXT_CONFIG["vocab_size"]
@@ -118,9 +117,9 @@ def test_stop_ids_end_each_row_and_pad_after(model):
 
 def test_prompt_lengths_in_one_bucket_share_compiled_programs(model):
     gen.generate(model, random_ids((1, 10), VOCAB), max_new_tokens=4)
-    compiled = len(program_store.loaded())
+    compiled = len(gen._COMPILED)
     gen.generate(model, random_ids((1, 17), VOCAB), max_new_tokens=4)
-    assert len(program_store.loaded()) == compiled
+    assert len(gen._COMPILED) == compiled
 
 
 def test_cache_length_is_kept_exactly(model):

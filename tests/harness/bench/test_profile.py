@@ -11,7 +11,6 @@ from flax import nnx
 
 from gemma3.generation import loop
 from gemma3.nn.model import Gemma3
-from gemma3.runtime import program_store
 from harness.bench import profile
 from tests.support.gguf_fixtures import tiny_config
 
@@ -22,8 +21,8 @@ def test_each_layer_has_seven_weight_products_its_attention_products_and_one_hea
     model = Gemma3(config, dtype=jnp.float32, rngs=nnx.Rngs(0))
     loop.generate(model, np.arange(3, 35)[None], max_new_tokens=3, stop_ids=[])
     graphdef = nnx.split(model)[0]
-    programs = {fn: compiled for fn, graph, compiled in program_store.loaded()
-                if graph == graphdef}
+    programs = {key[0]: compiled for key, compiled in loop._COMPILED.items()
+                if key[1] == graphdef}
     layers = len(text.layer_types)
     for fn in (loop._prefill, loop._decode_loop):
         kinds = collections.Counter(
