@@ -38,7 +38,7 @@ class Placer:
         error (None: not checked)."""
         sharding = self.shardings.get(key)
         if sharding is None:
-            # device_put(may_alias=True) adopts the fresh, 64-byte aligned host copy without
+            # device_put(may_alias=True) adopts the fresh, page-aligned host copy without
             # another copy on CPU (jnp.asarray copied every tensor), so the load holds the
             # converted model plus one chunk of the file, not two copies of a tensor.
             return jax.device_put(copy_out(view, self.dtype, release, finite_check),

@@ -26,7 +26,7 @@ import numpy as np
 from gemma3.ckpt.errors import CheckpointError, LoadError
 from gemma3.ckpt.gguf import names
 from gemma3.ckpt.gguf.extent import check_extent, read_layout
-from gemma3.ckpt.host_copy import aligned_empty, check_finite
+from gemma3.ckpt.host_copy import check_finite, host_buffer
 from gemma3.ckpt.weights import match_tensors
 
 SUFFIX = ".gguf"
@@ -183,7 +183,7 @@ def supported_types() -> set[str]:
 
 
 def dequantize(record: GGUFTensor, dtype, release=None, finite_check=None) -> np.ndarray:
-    """The tensor in torch's axis order as a new, 64-byte aligned `dtype` array (XLA:CPU adopts
+    """The tensor in torch's axis order as a new, page-aligned `dtype` array (XLA:CPU adopts
     it without a copy); see dequantized."""
     return next(dequantized([(record, release, finite_check)], dtype))
 
@@ -201,7 +201,7 @@ def dequantized(jobs: Iterable[tuple], dtype) -> Generator[np.ndarray, None, Non
         pending: deque[tuple[np.ndarray, list[Future], Any]] = deque()
         try:
             for record, release, finite_check in jobs:
-                out = aligned_empty(record.shape, dtype)
+                out = host_buffer(record.shape, dtype)
                 chunks = [pool.submit(_fill, out, record, rows, finite_check)
                           for rows in _chunk_slices(record)]
                 pending.append((out, chunks, release))
