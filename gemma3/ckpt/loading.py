@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import json
 from pathlib import Path
 from typing import cast
@@ -52,6 +53,22 @@ def load_config(directory: Path) -> Gemma3Config:
     return Gemma3Config.from_hf_config(raw, source=str(path))
 
 
+@contextlib.contextmanager
+def _gc_paused():
+    """Python's cyclic GC off while a model loads: each full collection walked every object of
+    the process again (jax's, flax's, the traced abstract model's), 0.1-0.2 s of the real
+    270m's 1 s GGUF load (medians of 5 fresh processes: float32 1.26 -> 1.06 s, bfloat16
+    1.08 -> 0.95 s). What the load leaves as garbage is collected once it is back on."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@_gc_paused()
 def from_pretrained(path_or_hub_id: str | Path, *, dtype="bfloat16", text_only: bool = False,
                     revision: str | None = None, mesh=None, progress: bool | None = None,
                     allow_nonfinite: bool = False) -> Gemma3:
@@ -95,6 +112,7 @@ def from_pretrained(path_or_hub_id: str | Path, *, dtype="bfloat16", text_only: 
     return nnx.merge(graphdef, nnx.from_flat_state(params))
 
 
+@_gc_paused()
 def load_gguf(path: str | Path, dtype, *, config: Gemma3Config | None = None, mesh=None,
               progress: bool | None = None, allow_nonfinite: bool = False) -> Gemma3:
     """A Gemma3 text model with the weights of a GGUF file. config: what the metadata is checked

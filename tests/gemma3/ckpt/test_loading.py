@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 
@@ -183,3 +184,27 @@ def test_abstract_model_has_the_parameters_nnx_rngs_gives(dtype):
     assert any("vision_tower" in "/".join(map(str, k)) for k in expected)
     assert {k: (v.shape, v.dtype) for k, v in ours.items()} == {
         k: (v.shape, v.dtype) for k, v in expected.items()}
+
+
+
+def test_cyclic_gc_is_off_during_a_load_and_as_it_was_after(ckpt, monkeypatch):
+    from gemma3.ckpt import loading
+
+    during = []
+    abstract_params = loading.abstract_params
+    monkeypatch.setattr(loading, "abstract_params",
+                        lambda *a: during.append(gc.isenabled()) or abstract_params(*a))
+    assert gc.isenabled()
+    gemma3.from_pretrained(ckpt, dtype="float32", progress=False)
+    assert during == [False] and gc.isenabled()
+    (ckpt / "config.json").unlink()
+    with pytest.raises(CheckpointError):  # a failed load turns it back on too
+        gemma3.from_pretrained(ckpt)
+    assert gc.isenabled()
+    gc.disable()  # a caller who had it off keeps it off
+    try:
+        with pytest.raises(CheckpointError):
+            gemma3.from_pretrained(ckpt)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
