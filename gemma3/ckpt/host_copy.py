@@ -31,10 +31,12 @@ _PRIVATE = {"flags": mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS} if hasattr(mmap, "MA
 def host_buffer(shape, dtype) -> np.ndarray:
     """A new, writable array in its own private anonymous map: page-aligned, so XLA:CPU adopts
     it as the device buffer without a copy (jax.device_put(may_alias=True)), and in 4 KiB pages.
-    numpy's own large arrays ask for transparent huge pages, and where the kernel compacts
-    memory to find them on the fault ('defrag: madvise', as on the VMs here) first writing
-    1 GiB of them took 1.2-2.4 s against 0.39-0.48 s in 4 KiB pages; decoding from either ran
-    as fast (the real 270m, float32 and bfloat16)."""
+    numpy's own large arrays ask for transparent huge pages, which cost 2-5x more where the
+    kernel must compact memory to find them on the fault ('defrag: madvise', as on the VMs
+    here): first writing 1 GiB took 1.2-2.4 s against 0.39-0.48 s in 4 KiB pages, loading the
+    synthetic 1b in float32 5.5-6.9 s against 2.5 s. Where whole free blocks are at hand huge
+    pages are faster (the 1b in bfloat16: 0.98-1.00 s, but 4.95 s once, against 1.55-1.81 s):
+    4 KiB pages are the steady choice. Decoding from either ran as fast (the real 270m)."""
     dtype = np.dtype(dtype)
     count = int(np.prod(shape))
     if count == 0:
